@@ -1,0 +1,41 @@
+//! The grading engine: ASTCT 2019 consensus grading of CRS and ICANS, decision flags,
+//! grade-based management and dose checks, as pure functions over timestamped facts.
+//!
+//! Architecture invariant: this module depends on `std` only. It never does IO, never
+//! reads a clock (the evaluation instant is an argument), never logs and never
+//! serializes. JSON and FHIR live at the edges (`adapter`, `protocol`).
+//!
+//! Every rule cites its section of `RULES.md` (shared clinical specification). The open
+//! points of RULES.md section 6 are decided in one place: [`Policy`].
+
+mod assess;
+mod crs;
+mod dosing;
+mod facts;
+mod flags;
+mod icans;
+mod management;
+mod policy;
+mod report;
+mod time;
+
+pub use assess::{Assessment, LAB_WINDOW_HOURS, assess};
+pub use report::{Evidence, Missing, Note, Report};
+pub use crs::{CrsAssessment, FeverGate, HypotensionFinding, HypoxiaFinding, grade_crs, sbp_threshold};
+pub use dosing::{
+    DoseAmount, DoseCheck, DoseIssue, DoseOrder, check_dose, dosing_weight, tocilizumab_max_dose_mg,
+};
+pub use facts::{
+    CapdScore, CarTProduct, Celsius, CerebralEdema, ClinicalFinding, Consciousness, DataError,
+    Drug, DrugClass, DrugExposure, Fact, IceItems, IceScore, Infusion, Kg, Lab, LabKind,
+    LabValue, LitersPerMinute, MedicationGiven, Motor, NeuroScore, OxygenDevice, PatientFacts,
+    Seizure, Source, Systolic, Ventilation, VentilationMode,
+};
+pub use flags::{Flag, HScore, HlhCriteria, hlh_criteria, hscore};
+pub use icans::{
+    IcansAssessment, IcansState, capd_grade, consciousness_grade, edema_grade, grade_icans, ice_grade,
+    motor_grade, seizure_grade,
+};
+pub use management::{Recommendation, recommendations};
+pub use policy::Policy;
+pub use time::{Hours, Timestamp, Window};

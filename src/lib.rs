@@ -1,0 +1,8 @@
+//! crs-cds: an HL7 CDS Hooks service that grades cytokine release syndrome (CRS) and
+//! immune effector cell-associated neurotoxicity syndrome (ICANS) after CAR-T therapy,
+//! following the ASTCT 2019 consensus.
+//!
+//! Layers, from the inside out (see ARCHITECTURE.md):
+//! - [`domain`]: the pure grading engine (std only, no IO, no clock, no serde).
+
+pub mod domain;
