@@ -4,5 +4,7 @@
 //!
 //! Layers, from the inside out (see ARCHITECTURE.md):
 //! - [`domain`]: the pure grading engine (std only, no IO, no clock, no serde).
+//! - [`adapter`]: FHIR R4 JSON to domain facts (fhirbolt), with issues beside the facts.
 
+pub mod adapter;
 pub mod domain;
