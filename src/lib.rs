@@ -5,6 +5,8 @@
 //! Layers, from the inside out (see ARCHITECTURE.md):
 //! - [`domain`]: the pure grading engine (std only, no IO, no clock, no serde).
 //! - [`adapter`]: FHIR R4 JSON to domain facts (fhirbolt), with issues beside the facts.
+//! - [`protocol`]: CDS Hooks JSON shapes and domain → card mapping.
 
 pub mod adapter;
 pub mod domain;
+pub mod protocol;
