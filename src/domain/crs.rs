@@ -99,22 +99,42 @@ pub fn grade_crs(
         FeverGate::Fever(_) => (Some(worst.max(1)), any_unknown),
         // Afebrile only because of treatment: §6-U1 decides the floor.
         FeverGate::Waived(_) => {
-            let floor = if worst == 0 { policy.afebrile_treated_grade } else { 0 };
+            let floor = if worst == 0 {
+                policy.afebrile_treated_grade
+            } else {
+                0
+            };
             (Some(worst.max(floor)), any_unknown)
         }
     };
 
-    CrsAssessment { grade, lower_bound, fever_gate, hypotension, hypoxia }
+    CrsAssessment {
+        grade,
+        lower_bound,
+        fever_gate,
+        hypotension,
+        hypoxia,
+    }
 }
 
 /// RULES.md A.1 fever gate: fever ≥ 38.0 °C (37.9 is not fever), or antipyretic or
 /// anticytokine therapy given after the CAR-T infusion.
-fn fever_gate(facts: &PatientFacts, window: Window, policy: &Policy, report: &mut Report) -> FeverGate {
+fn fever_gate(
+    facts: &PatientFacts,
+    window: Window,
+    policy: &Policy,
+    report: &mut Report,
+) -> FeverGate {
     let max_temp = facts
         .temperatures
         .iter()
         .filter(|t| window.contains(t.at))
-        .max_by(|a, b| a.value.value().total_cmp(&b.value.value()).then(a.at.cmp(&b.at)));
+        .max_by(|a, b| {
+            a.value
+                .value()
+                .total_cmp(&b.value.value())
+                .then(a.at.cmp(&b.at))
+        });
 
     if let Some(t) = max_temp {
         report.evidence(
@@ -122,7 +142,11 @@ fn fever_gate(facts: &PatientFacts, window: Window, policy: &Policy, report: &mu
                 "temperature {:.1} Cel, the highest in {:.0} h{}",
                 t.value.value(),
                 policy.window_hours,
-                if t.value.value() >= policy.fever_celsius { " (fever)" } else { " (no fever)" }
+                if t.value.value() >= policy.fever_celsius {
+                    " (fever)"
+                } else {
+                    " (no fever)"
+                }
             ),
             &t.source,
             t.at,
@@ -143,7 +167,10 @@ fn fever_gate(facts: &PatientFacts, window: Window, policy: &Policy, report: &mu
         .max_by_key(|m| m.at);
     if let Some(m) = treatment {
         report.evidence(
-            format!("{} given: fever no longer required to grade CRS (ASTCT)", m.drug.key()),
+            format!(
+                "{} given: fever no longer required to grade CRS (ASTCT)",
+                m.drug.key()
+            ),
             &m.source,
             m.at,
         );
@@ -153,7 +180,9 @@ fn fever_gate(facts: &PatientFacts, window: Window, policy: &Policy, report: &mu
     match max_temp {
         Some(t) => FeverGate::Closed(t.clone()),
         None => {
-            report.missing.push(Missing::Temperature { window_hours: policy.window_hours });
+            report.missing.push(Missing::Temperature {
+                window_hours: policy.window_hours,
+            });
             FeverGate::Unknown
         }
     }
@@ -162,7 +191,9 @@ fn fever_gate(facts: &PatientFacts, window: Window, policy: &Policy, report: &mu
 /// Whether a drug counts as a vasopressor under the policy (§6-U3).
 fn counts_as_vasopressor(drug: Drug, policy: &Policy) -> bool {
     match drug.class() {
-        DrugClass::Vasopressor => drug != Drug::AngiotensinII || policy.angiotensin_ii_is_vasopressor,
+        DrugClass::Vasopressor => {
+            drug != Drug::AngiotensinII || policy.angiotensin_ii_is_vasopressor
+        }
         DrugClass::Inotrope => policy.inotropes_are_vasopressors,
         _ => false,
     }
@@ -172,7 +203,12 @@ fn counts_as_vasopressor(drug: Drug, policy: &Policy) -> bool {
 /// vasopressin: n ≥ 2 → 4; n = 1 → 3 (norepinephrine + vasopressin included);
 /// vasopressin alone → 3 (§6-U2); no vasopressor and hypotensive → 2. The dose never
 /// matters. A patient on vasopressors is hypotensive whatever the current SBP.
-fn hypotension(facts: &PatientFacts, window: Window, policy: &Policy, report: &mut Report) -> HypotensionFinding {
+fn hypotension(
+    facts: &PatientFacts,
+    window: Window,
+    policy: &Policy,
+    report: &mut Report,
+) -> HypotensionFinding {
     let mut running: Vec<&DrugExposure> = facts
         .vasoactive
         .iter()
@@ -182,7 +218,11 @@ fn hypotension(facts: &PatientFacts, window: Window, policy: &Policy, report: &m
     let mut drugs: Vec<Drug> = running.iter().map(|e| e.drug).collect();
     drugs.dedup();
 
-    for e in facts.vasoactive.iter().filter(|e| window.overlaps(e.start, e.end)) {
+    for e in facts
+        .vasoactive
+        .iter()
+        .filter(|e| window.overlaps(e.start, e.end))
+    {
         if e.drug.class() == DrugClass::Inotrope && !policy.inotropes_are_vasopressors {
             report.note(format!(
                 "{} is an inotrope, not counted as a vasopressor (RULES.md A.1, 6-U3)",
@@ -205,13 +245,19 @@ fn hypotension(facts: &PatientFacts, window: Window, policy: &Policy, report: &m
             if !seen.contains(&e.drug) {
                 seen.push(e.drug);
                 report.evidence(
-                    format!("{} running (vasopressor; dose does not change the grade)", e.drug.key()),
+                    format!(
+                        "{} running (vasopressor; dose does not change the grade)",
+                        e.drug.key()
+                    ),
                     &e.source,
                     e.start,
                 );
             }
         }
-        return HypotensionFinding { grade: Some(grade), vasopressors: drugs };
+        return HypotensionFinding {
+            grade: Some(grade),
+            vasopressors: drugs,
+        };
     }
 
     // No vasopressor: hypotension from a clinician assertion or from the lowest SBP.
@@ -221,24 +267,46 @@ fn hypotension(facts: &PatientFacts, window: Window, policy: &Policy, report: &m
         .filter(|h| window.contains(h.at))
         .max_by_key(|h| h.at);
     if let Some(h) = asserted.filter(|h| h.value) {
-        report.evidence("hypotension recorded by a clinician, no vasopressor".into(), &h.source, h.at);
-        return HypotensionFinding { grade: Some(2), vasopressors: drugs };
+        report.evidence(
+            "hypotension recorded by a clinician, no vasopressor".into(),
+            &h.source,
+            h.at,
+        );
+        return HypotensionFinding {
+            grade: Some(2),
+            vasopressors: drugs,
+        };
     }
 
     let min_sbp = facts
         .systolic
         .iter()
         .filter(|s| window.contains(s.at))
-        .min_by(|a, b| a.value.value().total_cmp(&b.value.value()).then(a.at.cmp(&b.at)));
+        .min_by(|a, b| {
+            a.value
+                .value()
+                .total_cmp(&b.value.value())
+                .then(a.at.cmp(&b.at))
+        });
 
     let threshold = match facts.age_years {
         Some(age) if age < 1.0 => {
             if let Some(h) = asserted {
-                report.evidence("no hypotension recorded by a clinician".into(), &h.source, h.at);
-                return HypotensionFinding { grade: Some(0), vasopressors: drugs };
+                report.evidence(
+                    "no hypotension recorded by a clinician".into(),
+                    &h.source,
+                    h.at,
+                );
+                return HypotensionFinding {
+                    grade: Some(0),
+                    vasopressors: drugs,
+                };
             }
             report.missing.push(Missing::InfantHypotension);
-            return HypotensionFinding { grade: None, vasopressors: drugs };
+            return HypotensionFinding {
+                grade: None,
+                vasopressors: drugs,
+            };
         }
         Some(age) => sbp_threshold(age, policy),
         None => {
@@ -255,22 +323,41 @@ fn hypotension(facts: &PatientFacts, window: Window, policy: &Policy, report: &m
                     "systolic pressure {:.0} mm[Hg], the lowest in {:.0} h ({} {:.0})",
                     s.value.value(),
                     policy.window_hours,
-                    if low { "hypotension: below" } else { "not below" },
+                    if low {
+                        "hypotension: below"
+                    } else {
+                        "not below"
+                    },
                     threshold
                 ),
                 &s.source,
                 s.at,
             );
-            HypotensionFinding { grade: Some(if low { 2 } else { 0 }), vasopressors: drugs }
+            HypotensionFinding {
+                grade: Some(if low { 2 } else { 0 }),
+                vasopressors: drugs,
+            }
         }
         None => match asserted {
             Some(h) => {
-                report.evidence("no hypotension recorded by a clinician".into(), &h.source, h.at);
-                HypotensionFinding { grade: Some(0), vasopressors: drugs }
+                report.evidence(
+                    "no hypotension recorded by a clinician".into(),
+                    &h.source,
+                    h.at,
+                );
+                HypotensionFinding {
+                    grade: Some(0),
+                    vasopressors: drugs,
+                }
             }
             None => {
-                report.missing.push(Missing::BloodPressure { window_hours: policy.window_hours });
-                HypotensionFinding { grade: None, vasopressors: drugs }
+                report.missing.push(Missing::BloodPressure {
+                    window_hours: policy.window_hours,
+                });
+                HypotensionFinding {
+                    grade: None,
+                    vasopressors: drugs,
+                }
             }
         },
     }
@@ -290,7 +377,12 @@ pub fn sbp_threshold(age_years: f64, policy: &Policy) -> f64 {
 /// RULES.md A.1 hypoxia grade: room air 0; nasal cannula ≤ 6 L/min or blow-by 2;
 /// nasal cannula > 6 L/min, any face mask, non-rebreather or Venturi 3; CPAP, BiPAP or
 /// mechanical ventilation 4. FiO2 is never graded.
-fn hypoxia(facts: &PatientFacts, window: Window, policy: &Policy, report: &mut Report) -> HypoxiaFinding {
+fn hypoxia(
+    facts: &PatientFacts,
+    window: Window,
+    policy: &Policy,
+    report: &mut Report,
+) -> HypoxiaFinding {
     // Positive pressure recorded as a procedure that overlaps the window.
     let vent = facts
         .ventilation
@@ -302,7 +394,11 @@ fn hypoxia(facts: &PatientFacts, window: Window, policy: &Policy, report: &mut R
         .iter()
         .filter(|d| window.contains(d.at))
         .max_by_key(|d| d.at);
-    let flow = facts.oxygen_flows.iter().filter(|f| window.contains(f.at)).max_by_key(|f| f.at);
+    let flow = facts
+        .oxygen_flows
+        .iter()
+        .filter(|f| window.contains(f.at))
+        .max_by_key(|f| f.at);
 
     // A ventilation procedure still running, or more recent than the latest device
     // observation, is the current support.
@@ -316,14 +412,24 @@ fn hypoxia(facts: &PatientFacts, window: Window, policy: &Policy, report: &mut R
             };
             if v.airway_protection_only {
                 report.evidence(
-                    format!("{label} for airway protection only: hypoxia indeterminate (RULES.md 6-U4)"),
+                    format!(
+                        "{label} for airway protection only: hypoxia indeterminate (RULES.md 6-U4)"
+                    ),
                     &v.source,
                     v.start,
                 );
-                return HypoxiaFinding { grade: None, support: Some(label.into()), indeterminate: true };
+                return HypoxiaFinding {
+                    grade: None,
+                    support: Some(label.into()),
+                    indeterminate: true,
+                };
             }
             report.evidence(format!("{label} (positive pressure)"), &v.source, v.start);
-            return HypoxiaFinding { grade: Some(4), support: Some(label.into()), indeterminate: false };
+            return HypoxiaFinding {
+                grade: Some(4),
+                support: Some(label.into()),
+                indeterminate: false,
+            };
         }
     }
 
@@ -337,11 +443,21 @@ fn hypoxia(facts: &PatientFacts, window: Window, policy: &Policy, report: &mut R
                 // "Nasal cannula with unknown flow: use the device code (HFNC → 3,
                 // standard NC → 2) and attach a data-quality warning."
                 report.note("nasal cannula flow not recorded: graded by device type");
-                Some(if device.is_some_and(|d| d.value == OxygenDevice::HighFlowNasalCannula) { 3 } else { 2 })
+                Some(
+                    if device.is_some_and(|d| d.value == OxygenDevice::HighFlowNasalCannula) {
+                        3
+                    } else {
+                        2
+                    },
+                )
             }
         },
-        Some(OxygenDevice::FaceMask | OxygenDevice::NonRebreather | OxygenDevice::VenturiMask) => Some(3),
-        Some(OxygenDevice::Cpap | OxygenDevice::Bipap | OxygenDevice::MechanicalVentilation) => Some(4),
+        Some(OxygenDevice::FaceMask | OxygenDevice::NonRebreather | OxygenDevice::VenturiMask) => {
+            Some(3)
+        }
+        Some(OxygenDevice::Cpap | OxygenDevice::Bipap | OxygenDevice::MechanicalVentilation) => {
+            Some(4)
+        }
         // RULES.md D: "With no device code but flow ≤ 6, assume nasal cannula."
         None => match flow_value {
             Some(f) if f == 0.0 => Some(0),
@@ -358,38 +474,373 @@ fn hypoxia(facts: &PatientFacts, window: Window, policy: &Policy, report: &mut R
     };
 
     let Some(grade) = graded else {
-        report.missing.push(Missing::Oxygen { window_hours: policy.window_hours });
-        return HypoxiaFinding { grade: None, support: None, indeterminate: false };
+        report.missing.push(Missing::Oxygen {
+            window_hours: policy.window_hours,
+        });
+        return HypoxiaFinding {
+            grade: None,
+            support: None,
+            indeterminate: false,
+        };
     };
 
     let mut support = String::new();
     if let Some(d) = device {
         support.push_str(d.value.label());
-        let uses_flow = matches!(d.value, OxygenDevice::NasalCannula | OxygenDevice::HighFlowNasalCannula);
+        let uses_flow = matches!(
+            d.value,
+            OxygenDevice::NasalCannula | OxygenDevice::HighFlowNasalCannula
+        );
         let flow_text = match (uses_flow, flow) {
             (true, Some(f)) => format!(" at {} L/min", trim(f.value.value())),
             _ => String::new(),
         };
         support.push_str(&flow_text);
-        report.evidence(format!("oxygen: {}{}", d.value.label(), flow_text), &d.source, d.at);
+        report.evidence(
+            format!("oxygen: {}{}", d.value.label(), flow_text),
+            &d.source,
+            d.at,
+        );
     }
     if let Some(f) = flow {
         if device.is_none() {
             support = format!("oxygen {} L/min", trim(f.value.value()));
         }
-        report.evidence(format!("oxygen flow {} L/min", trim(f.value.value())), &f.source, f.at);
-    }
-    if let Some(fi) = facts.fio2.iter().filter(|f| window.contains(f.at)).max_by_key(|f| f.at) {
         report.evidence(
-            format!("FiO2 {:.0} % (recorded, not graded under ASTCT)", fi.value * 100.0),
+            format!("oxygen flow {} L/min", trim(f.value.value())),
+            &f.source,
+            f.at,
+        );
+    }
+    if let Some(fi) = facts
+        .fio2
+        .iter()
+        .filter(|f| window.contains(f.at))
+        .max_by_key(|f| f.at)
+    {
+        report.evidence(
+            format!(
+                "FiO2 {:.0} % (recorded, not graded under ASTCT)",
+                fi.value * 100.0
+            ),
             &fi.source,
             fi.at,
         );
     }
-    HypoxiaFinding { grade: Some(grade), support: Some(support), indeterminate: false }
+    HypoxiaFinding {
+        grade: Some(grade),
+        support: Some(support),
+        indeterminate: false,
+    }
 }
 
 /// Formats a number without a trailing ".0".
 pub(crate) fn trim(v: f64) -> String {
-    if v.fract() == 0.0 { format!("{v:.0}") } else { format!("{v}") }
+    if v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::facts::Ventilation;
+    use crate::domain::testkit::*;
+
+    fn crs(p: &PatientFacts) -> CrsAssessment {
+        grade_crs(p, NOW, &Policy::default(), &mut Report::default())
+    }
+
+    #[test]
+    fn fever_of_exactly_38_0_opens_the_gate_and_grades_1() {
+        assert_eq!(crs(&febrile_adult(38.0)).grade, Some(1));
+    }
+
+    #[test]
+    fn temperature_of_37_9_is_not_fever_and_grades_0_even_with_hypotension() {
+        let mut p = febrile_adult(37.9);
+        sbp(&mut p, 80.0, 1.0);
+        let a = crs(&p);
+        assert_eq!(a.grade, Some(0));
+        assert!(matches!(a.fever_gate, FeverGate::Closed(_)));
+        assert_eq!(a.hypotension.grade, Some(2));
+    }
+
+    #[test]
+    fn fever_outside_the_24_hour_window_does_not_count() {
+        let mut p = febrile_adult(37.0);
+        temp(&mut p, 39.0, 25.0);
+        assert_eq!(crs(&p).grade, Some(0));
+    }
+
+    #[test]
+    fn no_temperature_and_no_treatment_makes_crs_not_assessable() {
+        let mut p = adult();
+        sbp(&mut p, 120.0, 1.0);
+        device(&mut p, OxygenDevice::RoomAir, 1.0);
+        let mut report = Report::default();
+        let a = grade_crs(&p, NOW, &Policy::default(), &mut report);
+        assert_eq!(a.grade, None);
+        assert!(
+            report
+                .missing
+                .contains(&Missing::Temperature { window_hours: 24.0 })
+        );
+    }
+
+    #[test]
+    fn afebrile_after_tocilizumab_is_graded_by_hypoxia() {
+        let mut p = febrile_adult(37.2);
+        given(&mut p, Drug::Tocilizumab, 6.0, Some(560.0));
+        p.oxygen_devices.clear();
+        device(&mut p, OxygenDevice::NasalCannula, 1.0);
+        flow(&mut p, 4.0, 1.0);
+        assert_eq!(crs(&p).grade, Some(2));
+    }
+
+    #[test]
+    fn afebrile_after_antipyretic_without_organ_findings_is_grade_0_by_policy_u1() {
+        let mut p = febrile_adult(37.2);
+        given(&mut p, Drug::Acetaminophen, 3.0, Some(1000.0));
+        let a = crs(&p);
+        assert!(matches!(a.fever_gate, FeverGate::Waived(_)));
+        assert_eq!(a.grade, Some(0));
+    }
+
+    #[test]
+    fn antipyretic_given_before_the_infusion_does_not_open_the_gate() {
+        let mut p = febrile_adult(37.2);
+        given(&mut p, Drug::Acetaminophen, 80.0, Some(650.0));
+        sbp(&mut p, 80.0, 1.0);
+        assert_eq!(crs(&p).grade, Some(0));
+    }
+
+    #[test]
+    fn fluid_responsive_hypotension_with_fever_is_grade_2() {
+        let mut p = febrile_adult(38.7);
+        sbp(&mut p, 84.0, 1.0);
+        assert_eq!(crs(&p).grade, Some(2));
+    }
+
+    #[test]
+    fn adult_sbp_of_90_is_not_hypotension_but_89_is() {
+        let mut p = febrile_adult(38.5);
+        sbp(&mut p, 90.0, 1.0);
+        assert_eq!(crs(&p).grade, Some(1));
+        sbp(&mut p, 89.0, 0.5);
+        assert_eq!(crs(&p).grade, Some(2));
+    }
+
+    #[test]
+    fn pediatric_hypotension_thresholds_follow_70_plus_2_times_age() {
+        let policy = Policy::default();
+        assert_eq!(sbp_threshold(4.0, &policy), 78.0);
+        assert_eq!(sbp_threshold(10.0, &policy), 90.0);
+        assert_eq!(sbp_threshold(11.0, &policy), 90.0);
+        for (age, sbp_value, hypotensive) in [
+            (4.0, 77.0, true),
+            (4.0, 78.0, false),
+            (10.0, 89.0, true),
+            (10.0, 90.0, false),
+            (11.0, 89.0, true),
+            (11.0, 90.0, false),
+        ] {
+            let mut p = febrile_adult(38.5);
+            p.age_years = Some(age);
+            p.systolic.clear();
+            sbp(&mut p, sbp_value, 1.0);
+            let expected = if hypotensive { 2 } else { 1 };
+            assert_eq!(crs(&p).grade, Some(expected), "age {age}, SBP {sbp_value}");
+        }
+    }
+
+    #[test]
+    fn infant_hypotension_is_not_derived_from_sbp() {
+        let mut p = febrile_adult(38.5);
+        p.age_years = Some(0.5);
+        let mut report = Report::default();
+        let a = grade_crs(&p, NOW, &Policy::default(), &mut report);
+        assert_eq!(a.hypotension.grade, None);
+        assert!(a.lower_bound);
+        assert!(report.missing.contains(&Missing::InfantHypotension));
+    }
+
+    #[test]
+    fn a_single_vasopressor_is_grade_3_whatever_the_pressure() {
+        let mut p = febrile_adult(38.5);
+        running(&mut p, Drug::Norepinephrine, 3.0);
+        assert_eq!(crs(&p).grade, Some(3));
+    }
+
+    #[test]
+    fn norepinephrine_with_vasopressin_is_grade_3() {
+        let mut p = febrile_adult(38.5);
+        running(&mut p, Drug::Norepinephrine, 3.0);
+        running(&mut p, Drug::Vasopressin, 2.0);
+        assert_eq!(crs(&p).grade, Some(3));
+    }
+
+    #[test]
+    fn vasopressin_alone_is_grade_3_by_policy_u2() {
+        let mut p = febrile_adult(38.5);
+        running(&mut p, Drug::Vasopressin, 2.0);
+        assert_eq!(crs(&p).grade, Some(3));
+    }
+
+    #[test]
+    fn two_vasopressors_other_than_vasopressin_are_grade_4() {
+        let mut p = febrile_adult(38.5);
+        running(&mut p, Drug::Norepinephrine, 3.0);
+        running(&mut p, Drug::Phenylephrine, 2.0);
+        assert_eq!(crs(&p).grade, Some(4));
+    }
+
+    #[test]
+    fn the_same_vasopressor_recorded_twice_counts_once() {
+        let mut p = febrile_adult(38.5);
+        running(&mut p, Drug::Norepinephrine, 3.0);
+        running(&mut p, Drug::Norepinephrine, 1.0);
+        assert_eq!(crs(&p).grade, Some(3));
+    }
+
+    #[test]
+    fn inotropes_are_not_vasopressors() {
+        let mut p = febrile_adult(38.5);
+        running(&mut p, Drug::Norepinephrine, 3.0);
+        running(&mut p, Drug::Dobutamine, 2.0);
+        assert_eq!(crs(&p).grade, Some(3));
+    }
+
+    #[test]
+    fn a_vasopressor_stopped_before_the_window_does_not_count() {
+        let mut p = febrile_adult(38.5);
+        p.vasoactive.push(DrugExposure {
+            drug: Drug::Norepinephrine,
+            start: ago(40.0),
+            end: Some(ago(30.0)),
+            source: crate::domain::Source("MedicationAdministration/old".into()),
+        });
+        assert_eq!(crs(&p).grade, Some(1));
+    }
+
+    #[test]
+    fn nasal_cannula_at_6_0_l_min_is_grade_2_and_6_5_is_grade_3() {
+        for (lpm, grade) in [(6.0, 2), (6.5, 3)] {
+            let mut p = febrile_adult(38.4);
+            p.oxygen_devices.clear();
+            device(&mut p, OxygenDevice::NasalCannula, 1.0);
+            flow(&mut p, lpm, 1.0);
+            assert_eq!(crs(&p).grade, Some(grade), "{lpm} L/min");
+        }
+    }
+
+    #[test]
+    fn high_flow_labelled_cannula_at_low_flow_is_grade_2() {
+        let mut p = febrile_adult(38.4);
+        p.oxygen_devices.clear();
+        device(&mut p, OxygenDevice::HighFlowNasalCannula, 1.0);
+        flow(&mut p, 5.0, 1.0);
+        assert_eq!(crs(&p).grade, Some(2));
+    }
+
+    #[test]
+    fn any_face_mask_is_grade_3_whatever_the_flow() {
+        for d in [
+            OxygenDevice::FaceMask,
+            OxygenDevice::NonRebreather,
+            OxygenDevice::VenturiMask,
+        ] {
+            let mut p = febrile_adult(38.4);
+            p.oxygen_devices.clear();
+            device(&mut p, d, 1.0);
+            flow(&mut p, 2.0, 1.0);
+            assert_eq!(crs(&p).grade, Some(3), "{d:?}");
+        }
+    }
+
+    #[test]
+    fn positive_pressure_is_grade_4() {
+        for d in [
+            OxygenDevice::Cpap,
+            OxygenDevice::Bipap,
+            OxygenDevice::MechanicalVentilation,
+        ] {
+            let mut p = febrile_adult(38.4);
+            p.oxygen_devices.clear();
+            device(&mut p, d, 1.0);
+            assert_eq!(crs(&p).grade, Some(4), "{d:?}");
+        }
+    }
+
+    #[test]
+    fn a_running_ventilation_procedure_is_grade_4() {
+        let mut p = febrile_adult(38.4);
+        p.ventilation.push(Ventilation {
+            mode: VentilationMode::Mechanical,
+            start: ago(5.0),
+            end: None,
+            airway_protection_only: false,
+            source: crate::domain::Source("Procedure/vent".into()),
+        });
+        assert_eq!(crs(&p).grade, Some(4));
+    }
+
+    #[test]
+    fn intubation_for_airway_protection_only_leaves_hypoxia_indeterminate() {
+        let mut p = febrile_adult(38.4);
+        p.oxygen_devices.clear();
+        p.ventilation.push(Ventilation {
+            mode: VentilationMode::Mechanical,
+            start: ago(5.0),
+            end: None,
+            airway_protection_only: true,
+            source: crate::domain::Source("Procedure/vent".into()),
+        });
+        let a = crs(&p);
+        assert!(a.hypoxia.indeterminate);
+        assert_eq!(a.grade, Some(1));
+        assert!(a.lower_bound);
+    }
+
+    #[test]
+    fn fio2_is_never_graded() {
+        let mut p = febrile_adult(38.4);
+        p.fio2.push(Fact::new(0.8, ago(1.0), "Observation/fio2"));
+        assert_eq!(crs(&p).grade, Some(1));
+    }
+
+    #[test]
+    fn flow_without_a_device_at_or_below_6_assumes_nasal_cannula() {
+        let mut p = febrile_adult(38.4);
+        p.oxygen_devices.clear();
+        flow(&mut p, 3.0, 1.0);
+        assert_eq!(crs(&p).grade, Some(2));
+    }
+
+    #[test]
+    fn missing_oxygen_data_is_reported_and_the_grade_is_a_lower_bound() {
+        let mut p = febrile_adult(38.4);
+        p.oxygen_devices.clear();
+        let mut report = Report::default();
+        let a = grade_crs(&p, NOW, &Policy::default(), &mut report);
+        assert_eq!(a.grade, Some(1));
+        assert!(a.lower_bound);
+        assert!(
+            report
+                .missing
+                .contains(&Missing::Oxygen { window_hours: 24.0 })
+        );
+    }
+
+    #[test]
+    fn the_worse_domain_wins_pressor_and_low_flow_is_grade_3() {
+        let mut p = febrile_adult(38.4);
+        running(&mut p, Drug::Norepinephrine, 2.0);
+        p.oxygen_devices.clear();
+        device(&mut p, OxygenDevice::NasalCannula, 1.0);
+        flow(&mut p, 2.0, 1.0);
+        assert_eq!(crs(&p).grade, Some(3));
+    }
 }

@@ -81,7 +81,11 @@ pub struct DoseCheck {
 /// RULES.md B.1: `max = weight < 30 kg ? 12 mg/kg : min(8 mg/kg, 800 mg)`. Not
 /// monotonic: 29 kg → 348 mg, 30 kg → 240 mg.
 pub fn tocilizumab_max_dose_mg(weight_kg: f64) -> f64 {
-    if weight_kg < 30.0 { 12.0 * weight_kg } else { (8.0 * weight_kg).min(800.0) }
+    if weight_kg < 30.0 {
+        12.0 * weight_kg
+    } else {
+        (8.0 * weight_kg).min(800.0)
+    }
 }
 
 /// The weight to dose by: the latest in the last `weight_fresh_days`, else the latest
@@ -92,7 +96,11 @@ pub fn dosing_weight<'a>(
     policy: &Policy,
     notes: &mut Vec<String>,
 ) -> Option<&'a Fact<Kg>> {
-    let w = facts.weights.iter().filter(|w| w.at <= now).max_by_key(|w| w.at)?;
+    let w = facts
+        .weights
+        .iter()
+        .filter(|w| w.at <= now)
+        .max_by_key(|w| w.at)?;
     let days = now.days_since(w.at);
     if days > policy.weight_fresh_days {
         notes.push(format!(
@@ -105,7 +113,12 @@ pub fn dosing_weight<'a>(
 }
 
 /// Checks one draft order against the patient's history at `now`.
-pub fn check_dose(order: &DoseOrder, facts: &PatientFacts, now: Timestamp, policy: &Policy) -> DoseCheck {
+pub fn check_dose(
+    order: &DoseOrder,
+    facts: &PatientFacts,
+    now: Timestamp,
+    policy: &Policy,
+) -> DoseCheck {
     let mut notes = Vec::new();
     let weight = dosing_weight(facts, now, policy, &mut notes).map(|w| w.value.value());
     let ordered_mg = match order.amount {
@@ -150,7 +163,9 @@ fn tocilizumab(
 ) {
     match weight {
         Some(w) => check.max_allowed_mg = Some(tocilizumab_max_dose_mg(w)),
-        None => check.notes.push("no body weight on record: maximum dose not computed".into()),
+        None => check
+            .notes
+            .push("no body weight on record: maximum dose not computed".into()),
     }
     if let (Some(ordered), Some(max)) = (check.ordered_mg, check.max_allowed_mg)
         && ordered > max + policy.tocilizumab_rounding_tolerance_mg
@@ -161,7 +176,9 @@ fn tocilizumab(
         && !route.to_ascii_lowercase().contains("intravenous")
         && !route.eq_ignore_ascii_case("iv")
     {
-        check.notes.push(format!("route '{route}': tocilizumab for CRS is given IV over 60 min"));
+        check.notes.push(format!(
+            "route '{route}': tocilizumab for CRS is given IV over 60 min"
+        ));
     }
 
     // Doses already given in this episode: since the latest CAR-T infusion.
@@ -169,7 +186,9 @@ fn tocilizumab(
     let mut doses: Vec<Timestamp> = facts
         .medications_given
         .iter()
-        .filter(|m| m.drug == Drug::Tocilizumab && m.at <= now && episode_start.is_none_or(|s| m.at >= s))
+        .filter(|m| {
+            m.drug == Drug::Tocilizumab && m.at <= now && episode_start.is_none_or(|s| m.at >= s)
+        })
         .map(|m| m.at)
         .collect();
     doses.sort();
@@ -177,12 +196,17 @@ fn tocilizumab(
 
     if let Some(last) = doses.last() {
         let since = now.hours_since(*last).0;
-        check.notes.push(format!("last tocilizumab dose {since:.1} h ago"));
+        check
+            .notes
+            .push(format!("last tocilizumab dose {since:.1} h ago"));
         if since < 8.0 {
             check.issues.push(DoseIssue::IntervalTooShort);
         }
     }
-    let last_24h = doses.iter().filter(|d| now.hours_since(**d).0 < 24.0).count();
+    let last_24h = doses
+        .iter()
+        .filter(|d| now.hours_since(**d).0 < 24.0)
+        .count();
     if last_24h >= 3 {
         check.issues.push(DoseIssue::Max24hReached);
     }
@@ -219,7 +243,9 @@ fn soft(
         Some(n) => mg * n,
         None => given_24h + mg,
     });
-    let child = facts.age_years.is_some_and(|a| a < policy.pediatric_below_age);
+    let child = facts
+        .age_years
+        .is_some_and(|a| a < policy.pediatric_below_age);
     let per_kg = |mg_per_kg: f64| weight.map(|w| mg_per_kg * w);
 
     let (per_dose, per_day): (Option<f64>, Option<f64>) = match order.drug {
@@ -235,7 +261,9 @@ fn soft(
         _ => (None, None),
     };
     if matches!(order.drug, Drug::Siltuximab | Drug::Anakinra) && weight.is_none() {
-        check.notes.push("no body weight on record: weight-based ceiling not computed".into());
+        check
+            .notes
+            .push("no body weight on record: weight-based ceiling not computed".into());
     }
     check.max_allowed_mg = per_dose;
     if let (Some(mg), Some(max)) = (check.ordered_mg, per_dose)
@@ -247,7 +275,11 @@ fn soft(
         && d > max
     {
         check.issues.push(DoseIssue::ExceedsMax);
-        check.notes.push(format!("daily total {} mg is above the usual {} mg/day", super::crs::trim(d), super::crs::trim(max)));
+        check.notes.push(format!(
+            "daily total {} mg is above the usual {} mg/day",
+            super::crs::trim(d),
+            super::crs::trim(max)
+        ));
     }
     if order.drug == Drug::Methylprednisolone
         && let (Some(d), Some(w)) = (daily, weight)
@@ -255,6 +287,313 @@ fn soft(
     {
         check.notes.push(
             "above the standard 1 mg/kg q12h: appropriate only as the high-dose pulse for CRS or ICANS grade 4 (RULES.md B.2)".into(),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::testkit::*;
+
+    fn order(drug: Drug, mg: f64) -> DoseOrder {
+        DoseOrder {
+            drug,
+            amount: DoseAmount::Mg(mg),
+            per_day: None,
+            route: Some("IV".into()),
+            source: Source("MedicationRequest/o".into()),
+        }
+    }
+
+    fn with_weight(kg: f64) -> PatientFacts {
+        let mut p = adult();
+        p.weights = vec![Fact::new(
+            Kg::new(kg).expect("valid"),
+            ago(12.0),
+            "Observation/w",
+        )];
+        p
+    }
+
+    #[test]
+    fn tocilizumab_maximum_is_12_mg_per_kg_under_30_kg_and_8_mg_per_kg_from_30() {
+        assert_eq!(tocilizumab_max_dose_mg(29.0), 348.0);
+        assert_eq!(tocilizumab_max_dose_mg(30.0), 240.0);
+        assert_eq!(tocilizumab_max_dose_mg(100.0), 800.0);
+        assert_eq!(tocilizumab_max_dose_mg(120.0), 800.0);
+    }
+
+    #[test]
+    fn a_348_mg_order_passes_at_29_kg_and_exceeds_at_30_kg() {
+        let c = check_dose(
+            &order(Drug::Tocilizumab, 348.0),
+            &with_weight(29.0),
+            NOW,
+            &Policy::default(),
+        );
+        assert_eq!(c.issues, vec![]);
+        let c = check_dose(
+            &order(Drug::Tocilizumab, 348.0),
+            &with_weight(30.0),
+            NOW,
+            &Policy::default(),
+        );
+        assert_eq!(c.max_allowed_mg, Some(240.0));
+        assert_eq!(c.issues, vec![DoseIssue::ExceedsMax]);
+    }
+
+    #[test]
+    fn an_order_of_960_mg_at_120_kg_exceeds_the_800_mg_cap() {
+        let c = check_dose(
+            &order(Drug::Tocilizumab, 960.0),
+            &with_weight(120.0),
+            NOW,
+            &Policy::default(),
+        );
+        assert_eq!(c.max_allowed_mg, Some(800.0));
+        assert_eq!(c.issues, vec![DoseIssue::ExceedsMax]);
+    }
+
+    #[test]
+    fn a_mg_per_kg_order_is_multiplied_by_the_weight() {
+        let mut o = order(Drug::Tocilizumab, 0.0);
+        o.amount = DoseAmount::MgPerKg(8.0);
+        let c = check_dose(&o, &with_weight(70.0), NOW, &Policy::default());
+        assert_eq!(c.ordered_mg, Some(560.0));
+        assert_eq!(c.issues, vec![]);
+    }
+
+    #[test]
+    fn a_dose_7_9_hours_after_the_last_is_too_soon_and_8_hours_is_not() {
+        let mut p = with_weight(70.0);
+        given(&mut p, Drug::Tocilizumab, 7.9, Some(560.0));
+        let c = check_dose(
+            &order(Drug::Tocilizumab, 560.0),
+            &p,
+            NOW,
+            &Policy::default(),
+        );
+        assert_eq!(c.issues, vec![DoseIssue::IntervalTooShort]);
+        let mut p = with_weight(70.0);
+        given(&mut p, Drug::Tocilizumab, 8.0, Some(560.0));
+        let c = check_dose(
+            &order(Drug::Tocilizumab, 560.0),
+            &p,
+            NOW,
+            &Policy::default(),
+        );
+        assert_eq!(c.issues, vec![]);
+    }
+
+    #[test]
+    fn three_doses_in_24_hours_reach_the_daily_limit() {
+        let mut p = with_weight(70.0);
+        for h in [8.0, 16.0, 23.5] {
+            given(&mut p, Drug::Tocilizumab, h, Some(560.0));
+        }
+        let c = check_dose(
+            &order(Drug::Tocilizumab, 560.0),
+            &p,
+            NOW,
+            &Policy::default(),
+        );
+        assert_eq!(c.issues, vec![DoseIssue::Max24hReached]);
+    }
+
+    #[test]
+    fn two_doses_in_24_hours_do_not_reach_the_daily_limit() {
+        let mut p = with_weight(70.0);
+        for h in [8.0, 16.0, 25.0] {
+            given(&mut p, Drug::Tocilizumab, h, Some(560.0));
+        }
+        let c = check_dose(
+            &order(Drug::Tocilizumab, 560.0),
+            &p,
+            NOW,
+            &Policy::default(),
+        );
+        assert_eq!(c.issues, vec![]);
+    }
+
+    #[test]
+    fn four_doses_in_the_episode_reach_the_total_limit() {
+        let mut p = with_weight(70.0);
+        p.infusion.as_mut().expect("infused").at = ago(100.0);
+        for h in [10.0, 30.0, 50.0, 70.0] {
+            given(&mut p, Drug::Tocilizumab, h, Some(560.0));
+        }
+        let c = check_dose(
+            &order(Drug::Tocilizumab, 560.0),
+            &p,
+            NOW,
+            &Policy::default(),
+        );
+        assert_eq!(c.issues, vec![DoseIssue::MaxTotalReached]);
+    }
+
+    #[test]
+    fn doses_before_the_infusion_are_another_episode() {
+        let mut p = with_weight(70.0);
+        for h in [80.0, 90.0, 100.0, 110.0] {
+            given(&mut p, Drug::Tocilizumab, h, Some(560.0));
+        }
+        let c = check_dose(
+            &order(Drug::Tocilizumab, 560.0),
+            &p,
+            NOW,
+            &Policy::default(),
+        );
+        assert_eq!(c.issues, vec![]);
+    }
+
+    #[test]
+    fn under_2_years_is_below_the_label_age() {
+        let mut p = with_weight(10.0);
+        p.age_years = Some(1.9);
+        let c = check_dose(
+            &order(Drug::Tocilizumab, 120.0),
+            &p,
+            NOW,
+            &Policy::default(),
+        );
+        assert_eq!(c.issues, vec![DoseIssue::BelowLabelAge]);
+        p.age_years = Some(2.0);
+        let c = check_dose(
+            &order(Drug::Tocilizumab, 120.0),
+            &p,
+            NOW,
+            &Policy::default(),
+        );
+        assert_eq!(c.issues, vec![]);
+    }
+
+    #[test]
+    fn no_weight_means_no_maximum_and_no_guess() {
+        let mut p = adult();
+        p.weights.clear();
+        let c = check_dose(
+            &order(Drug::Tocilizumab, 800.0),
+            &p,
+            NOW,
+            &Policy::default(),
+        );
+        assert_eq!(c.max_allowed_mg, None);
+        assert_eq!(c.issues, vec![]);
+    }
+
+    #[test]
+    fn a_stale_weight_is_used_with_a_note_of_its_age() {
+        let mut p = adult();
+        p.weights = vec![Fact::new(
+            Kg::new(70.0).expect("valid"),
+            ago(24.0 * 20.0),
+            "Observation/w",
+        )];
+        let c = check_dose(
+            &order(Drug::Tocilizumab, 560.0),
+            &p,
+            NOW,
+            &Policy::default(),
+        );
+        assert_eq!(c.max_allowed_mg, Some(560.0));
+        assert!(
+            c.notes.iter().any(|n| n.contains("20 days old")),
+            "{:?}",
+            c.notes
+        );
+    }
+
+    #[test]
+    fn dexamethasone_above_20_mg_per_dose_is_a_soft_warning() {
+        let p = with_weight(70.0);
+        let c = check_dose(
+            &order(Drug::Dexamethasone, 20.0),
+            &p,
+            NOW,
+            &Policy::default(),
+        );
+        assert_eq!(c.issues, vec![]);
+        let c = check_dose(
+            &order(Drug::Dexamethasone, 25.0),
+            &p,
+            NOW,
+            &Policy::default(),
+        );
+        assert_eq!(c.issues, vec![DoseIssue::ExceedsMax]);
+        assert!(!c.hard);
+    }
+
+    #[test]
+    fn dexamethasone_20_mg_q6h_is_80_a_day_and_passes_but_q4h_does_not() {
+        let p = with_weight(70.0);
+        let mut o = order(Drug::Dexamethasone, 20.0);
+        o.per_day = Some(4.0);
+        assert_eq!(check_dose(&o, &p, NOW, &Policy::default()).issues, vec![]);
+        o.per_day = Some(6.0);
+        assert_eq!(
+            check_dose(&o, &p, NOW, &Policy::default()).issues,
+            vec![DoseIssue::ExceedsMax]
+        );
+    }
+
+    #[test]
+    fn pediatric_dexamethasone_is_capped_at_half_a_mg_per_kg_and_10_mg() {
+        let mut p = with_weight(16.0);
+        p.age_years = Some(5.0);
+        let c = check_dose(
+            &order(Drug::Dexamethasone, 10.0),
+            &p,
+            NOW,
+            &Policy::default(),
+        );
+        assert_eq!(c.max_allowed_mg, Some(8.0));
+        assert_eq!(c.issues, vec![DoseIssue::ExceedsMax]);
+    }
+
+    #[test]
+    fn siltuximab_above_11_mg_per_kg_and_methylprednisolone_above_1000_mg_warn() {
+        let p = with_weight(70.0);
+        assert_eq!(
+            check_dose(&order(Drug::Siltuximab, 770.0), &p, NOW, &Policy::default()).issues,
+            vec![]
+        );
+        assert_eq!(
+            check_dose(&order(Drug::Siltuximab, 771.0), &p, NOW, &Policy::default()).issues,
+            vec![DoseIssue::ExceedsMax]
+        );
+        assert_eq!(
+            check_dose(
+                &order(Drug::Methylprednisolone, 1000.0),
+                &p,
+                NOW,
+                &Policy::default()
+            )
+            .issues,
+            vec![]
+        );
+        assert_eq!(
+            check_dose(
+                &order(Drug::Methylprednisolone, 1001.0),
+                &p,
+                NOW,
+                &Policy::default()
+            )
+            .issues,
+            vec![DoseIssue::ExceedsMax]
+        );
+    }
+
+    #[test]
+    fn anakinra_above_10_mg_per_kg_per_day_warns() {
+        let p = with_weight(40.0);
+        let mut o = order(Drug::Anakinra, 100.0);
+        o.per_day = Some(4.0);
+        assert_eq!(check_dose(&o, &p, NOW, &Policy::default()).issues, vec![]);
+        o.amount = DoseAmount::Mg(101.0);
+        assert_eq!(
+            check_dose(&o, &p, NOW, &Policy::default()).issues,
+            vec![DoseIssue::ExceedsMax]
         );
     }
 }

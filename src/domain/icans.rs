@@ -97,17 +97,28 @@ pub fn edema_grade(e: CerebralEdema) -> u8 {
 }
 
 fn latest<T>(facts: &[Fact<T>], window: Window) -> Option<&Fact<T>> {
-    facts.iter().filter(|f| window.contains(f.at)).max_by_key(|f| f.at)
+    facts
+        .iter()
+        .filter(|f| window.contains(f.at))
+        .max_by_key(|f| f.at)
 }
 
 fn worst<T: Ord>(facts: &[Fact<T>], window: Window) -> Option<&Fact<T>> {
-    facts.iter().filter(|f| window.contains(f.at)).max_by(|a, b| a.value.cmp(&b.value).then(a.at.cmp(&b.at)))
+    facts
+        .iter()
+        .filter(|f| window.contains(f.at))
+        .max_by(|a, b| a.value.cmp(&b.value).then(a.at.cmp(&b.at)))
 }
 
 /// Grades ICANS at `now` (RULES.md A.2). Encephalopathy score and consciousness use
 /// the latest assessment in the window (they describe a current state); seizures,
 /// motor findings and edema use the worst event in the window.
-pub fn grade_icans(facts: &PatientFacts, now: Timestamp, policy: &Policy, report: &mut Report) -> IcansAssessment {
+pub fn grade_icans(
+    facts: &PatientFacts,
+    now: Timestamp,
+    policy: &Policy,
+    report: &mut Report,
+) -> IcansAssessment {
     let window = Window::ending_at(now, policy.window_hours);
 
     let score = latest(&facts.neuro_scores, window);
@@ -146,28 +157,44 @@ pub fn grade_icans(facts: &PatientFacts, now: Timestamp, policy: &Policy, report
 
     let consciousness = latest(&facts.consciousness, window).map(|c| {
         let g = consciousness_grade(c.value);
-        report.evidence(format!("level of consciousness: {} → grade {g}", loc_text(c.value)), &c.source, c.at);
+        report.evidence(
+            format!("level of consciousness: {} → grade {g}", loc_text(c.value)),
+            &c.source,
+            c.at,
+        );
         g
     });
 
     let seizure = worst(&facts.seizures, window).map_or(0, |s| {
         let g = seizure_grade(s.value);
         if g > 0 {
-            report.evidence(format!("seizure: {} → grade {g}", seizure_text(s.value)), &s.source, s.at);
+            report.evidence(
+                format!("seizure: {} → grade {g}", seizure_text(s.value)),
+                &s.source,
+                s.at,
+            );
         }
         g
     });
     let motor = worst(&facts.motor, window).map_or(0, |m| {
         let g = motor_grade(m.value);
         if g > 0 {
-            report.evidence(format!("deep focal motor weakness → grade {g}"), &m.source, m.at);
+            report.evidence(
+                format!("deep focal motor weakness → grade {g}"),
+                &m.source,
+                m.at,
+            );
         }
         g
     });
     let cerebral_edema = worst(&facts.cerebral_edema, window).map_or(0, |e| {
         let g = edema_grade(e.value);
         if g > 0 {
-            let what = if e.value == CerebralEdema::Focal { "focal cerebral edema" } else { "diffuse cerebral edema, posturing, CN VI palsy, papilledema or Cushing's triad" };
+            let what = if e.value == CerebralEdema::Focal {
+                "focal cerebral edema"
+            } else {
+                "diffuse cerebral edema, posturing, CN VI palsy, papilledema or Cushing's triad"
+            };
             report.evidence(format!("{what} → grade {g}"), &e.source, e.at);
         }
         g
@@ -183,12 +210,22 @@ pub fn grade_icans(facts: &PatientFacts, now: Timestamp, policy: &Policy, report
         None if events > 0 => (Some(events), IcansState::Graded),
         None if not_assessable => (None, IcansState::NotAssessable),
         None => {
-            report.missing.push(Missing::NeuroAssessment { window_hours: policy.window_hours });
+            report.missing.push(Missing::NeuroAssessment {
+                window_hours: policy.window_hours,
+            });
             (None, IcansState::NotAssessed)
         }
     };
 
-    IcansAssessment { grade, state, encephalopathy, consciousness, seizure, motor, cerebral_edema }
+    IcansAssessment {
+        grade,
+        state,
+        encephalopathy,
+        consciousness,
+        seizure,
+        motor,
+        cerebral_edema,
+    }
 }
 
 fn loc_text(c: Consciousness) -> &'static str {
@@ -206,5 +243,151 @@ fn seizure_text(s: Seizure) -> &'static str {
         Seizure::None => "none",
         Seizure::Resolved => "resolved rapidly",
         Seizure::ProlongedOrRepetitive => "prolonged or repetitive without return to baseline",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::facts::{CapdScore, IceScore};
+    use crate::domain::testkit::*;
+
+    fn icans(p: &PatientFacts) -> IcansAssessment {
+        grade_icans(p, NOW, &Policy::default(), &mut Report::default())
+    }
+
+    #[test]
+    fn ice_score_bands_map_to_grades() {
+        for (score, grade) in [(10, 0), (9, 1), (7, 1), (6, 2), (3, 2), (2, 3), (0, 3)] {
+            assert_eq!(ice_grade(score), grade, "ICE {score}");
+        }
+    }
+
+    #[test]
+    fn ice_0_awake_with_global_aphasia_is_grade_3() {
+        let mut p = adult();
+        ice(&mut p, 0, 1.0);
+        loc(&mut p, Consciousness::Alert, 1.0);
+        assert_eq!(icans(&p).grade, Some(3));
+    }
+
+    #[test]
+    fn ice_0_because_unarousable_is_grade_4() {
+        let mut p = adult();
+        ice(&mut p, 0, 1.0);
+        loc(&mut p, Consciousness::Unarousable, 1.0);
+        assert_eq!(icans(&p).grade, Some(4));
+    }
+
+    #[test]
+    fn ice_items_are_summed_and_range_checked() {
+        let s = IceScore::from_items(3, 2, 1, 0, 0).expect("valid items");
+        assert_eq!(s.total(), 6);
+        assert!(IceScore::from_items(5, 0, 0, 0, 0).is_err());
+        assert!(IceScore::from_items(0, 4, 0, 0, 0).is_err());
+        assert!(IceScore::from_items(0, 0, 2, 0, 0).is_err());
+        assert!(IceScore::from_total(11).is_err());
+        assert!(IceScore::from_total(-1).is_err());
+    }
+
+    #[test]
+    fn level_of_consciousness_grades() {
+        assert_eq!(consciousness_grade(Consciousness::Alert), 0);
+        assert_eq!(consciousness_grade(Consciousness::AwakensSpontaneously), 1);
+        assert_eq!(consciousness_grade(Consciousness::AwakensToVoice), 2);
+        assert_eq!(consciousness_grade(Consciousness::AwakensToTactile), 3);
+        assert_eq!(consciousness_grade(Consciousness::Unarousable), 4);
+    }
+
+    #[test]
+    fn ice_3_with_a_resolved_seizure_is_grade_3() {
+        let mut p = adult();
+        ice(&mut p, 3, 1.0);
+        p.seizures
+            .push(Fact::new(Seizure::Resolved, ago(4.0), "Observation/sz"));
+        assert_eq!(icans(&p).grade, Some(3));
+    }
+
+    #[test]
+    fn a_prolonged_seizure_motor_weakness_or_diffuse_edema_is_grade_4() {
+        let mut p = adult();
+        ice(&mut p, 8, 1.0);
+        p.seizures.push(Fact::new(
+            Seizure::ProlongedOrRepetitive,
+            ago(4.0),
+            "Observation/sz",
+        ));
+        assert_eq!(icans(&p).grade, Some(4));
+        let mut p = adult();
+        ice(&mut p, 10, 1.0);
+        p.motor.push(Fact::new(
+            Motor::DeepFocalWeakness,
+            ago(4.0),
+            "Observation/m",
+        ));
+        assert_eq!(icans(&p).grade, Some(4));
+        let mut p = adult();
+        ice(&mut p, 10, 1.0);
+        p.cerebral_edema
+            .push(Fact::new(CerebralEdema::Focal, ago(4.0), "Observation/e"));
+        assert_eq!(icans(&p).grade, Some(3));
+        p.cerebral_edema.push(Fact::new(
+            CerebralEdema::Diffuse,
+            ago(2.0),
+            "Observation/e2",
+        ));
+        assert_eq!(icans(&p).grade, Some(4));
+    }
+
+    #[test]
+    fn capd_bands_for_children() {
+        let policy = Policy::default();
+        assert_eq!(capd_grade(0, &policy), 0);
+        assert_eq!(capd_grade(8, &policy), 1);
+        assert_eq!(capd_grade(9, &policy), 3);
+        let mut p = adult();
+        p.age_years = Some(6.0);
+        p.neuro_scores.push(Fact::new(
+            NeuroScore::Capd(CapdScore::new(12).expect("0-32")),
+            ago(1.0),
+            "Observation/capd",
+        ));
+        assert_eq!(icans(&p).grade, Some(3));
+        assert!(CapdScore::new(33).is_err());
+    }
+
+    #[test]
+    fn a_sedated_patient_is_not_assessable_never_grade_0() {
+        let mut p = adult();
+        p.neuro_scores.push(Fact::new(
+            NeuroScore::NotAssessable,
+            ago(1.0),
+            "Observation/ice",
+        ));
+        let a = icans(&p);
+        assert_eq!(a.grade, None);
+        assert_eq!(a.state, IcansState::NotAssessable);
+    }
+
+    #[test]
+    fn no_neuro_assessment_is_reported_missing() {
+        let p = adult();
+        let mut report = Report::default();
+        let a = grade_icans(&p, NOW, &Policy::default(), &mut report);
+        assert_eq!(a.grade, None);
+        assert_eq!(a.state, IcansState::NotAssessed);
+        assert!(
+            report
+                .missing
+                .contains(&Missing::NeuroAssessment { window_hours: 24.0 })
+        );
+    }
+
+    #[test]
+    fn the_latest_ice_score_is_the_current_one() {
+        let mut p = adult();
+        ice(&mut p, 4, 10.0);
+        ice(&mut p, 9, 1.0);
+        assert_eq!(icans(&p).grade, Some(1));
     }
 }
