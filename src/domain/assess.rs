@@ -140,3 +140,145 @@ pub fn assess(
         report,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::dosing::DoseAmount;
+    use crate::domain::facts::{ClinicalFinding, Consciousness, LabKind, LabValue, Source};
+    use crate::domain::testkit::*;
+
+    fn flags(p: &PatientFacts) -> Vec<Flag> {
+        assess(p, &[], NOW, &Policy::default()).flags
+    }
+
+    fn lab(p: &mut PatientFacts, kind: LabKind, value: f64, uln: Option<f64>) {
+        let n = p.labs.len();
+        p.labs.push(Fact::new(LabValue { kind, value, uln }, ago(6.0), format!("Observation/lab{n}")));
+    }
+
+    #[test]
+    fn crs_grade_2_indicates_tocilizumab_but_not_steroids() {
+        let mut p = febrile_adult(38.7);
+        sbp(&mut p, 84.0, 1.0);
+        assert_eq!(flags(&p), vec![Flag::TocilizumabIndicated]);
+    }
+
+    #[test]
+    fn crs_grade_3_indicates_tocilizumab_steroids_and_antifungal_prophylaxis() {
+        let mut p = febrile_adult(38.7);
+        running(&mut p, Drug::Norepinephrine, 2.0);
+        assert_eq!(
+            flags(&p),
+            vec![Flag::TocilizumabIndicated, Flag::SteroidsIndicated, Flag::AntifungalProphylaxis]
+        );
+    }
+
+    #[test]
+    fn icans_2_without_crs_warns_against_tocilizumab() {
+        let mut p = febrile_adult(37.0);
+        p.neuro_scores.clear();
+        ice(&mut p, 6, 1.0);
+        let a = assess(&p, &[], NOW, &Policy::default());
+        assert_eq!(a.crs.grade, Some(0));
+        assert_eq!(a.icans.grade, Some(2));
+        assert_eq!(
+            a.flags,
+            vec![Flag::SteroidsIndicated, Flag::TocilizumabWithIcans, Flag::AntifungalProphylaxis]
+        );
+    }
+
+    #[test]
+    fn icans_2_with_crs_2_does_not_warn_against_tocilizumab() {
+        let mut p = febrile_adult(38.7);
+        sbp(&mut p, 84.0, 1.0);
+        loc(&mut p, Consciousness::AwakensToVoice, 1.0);
+        assert!(!flags(&p).contains(&Flag::TocilizumabWithIcans));
+    }
+
+    #[test]
+    fn hlh_needs_ferritin_above_10000_and_two_organ_criteria() {
+        let mut p = febrile_adult(38.5);
+        lab(&mut p, LabKind::Ferritin, 14_000.0, None);
+        lab(&mut p, LabKind::Ast, 240.0, Some(40.0));
+        assert!(!flags(&p).contains(&Flag::HlhSuspected), "one organ criterion only");
+        p.findings.push(Fact::new(ClinicalFinding::PulmonaryEdemaGrade3, ago(3.0), "Condition/pe"));
+        assert!(flags(&p).contains(&Flag::HlhSuspected));
+    }
+
+    #[test]
+    fn ferritin_of_exactly_10000_is_not_above_the_hlh_threshold() {
+        let mut p = febrile_adult(38.5);
+        lab(&mut p, LabKind::Ferritin, 10_000.0, None);
+        lab(&mut p, LabKind::Ast, 240.0, Some(40.0));
+        lab(&mut p, LabKind::Bilirubin, 4.0, Some(1.2));
+        p.findings.push(Fact::new(ClinicalFinding::Hemophagocytosis, ago(3.0), "Observation/bm"));
+        assert!(!flags(&p).contains(&Flag::HlhSuspected));
+    }
+
+    #[test]
+    fn creatinine_above_three_times_the_pre_infusion_baseline_is_a_renal_criterion() {
+        let mut p = febrile_adult(38.5);
+        p.labs.push(Fact::new(
+            LabValue { kind: LabKind::Creatinine, value: 0.8, uln: None },
+            ago(100.0),
+            "Observation/cr0",
+        ));
+        lab(&mut p, LabKind::Creatinine, 2.5, None);
+        let a = assess(&p, &[], NOW, &Policy::default());
+        assert!(a.hlh.renal);
+    }
+
+    #[test]
+    fn steroids_given_after_infusion_prompt_antifungal_prophylaxis() {
+        let mut p = febrile_adult(38.5);
+        given(&mut p, Drug::Dexamethasone, 5.0, Some(10.0));
+        assert!(flags(&p).contains(&Flag::AntifungalProphylaxis));
+    }
+
+    #[test]
+    fn a_sargramostim_order_in_the_car_t_window_is_flagged() {
+        let p = febrile_adult(38.5);
+        let order = DoseOrder {
+            drug: Drug::Sargramostim,
+            amount: DoseAmount::Mg(0.25),
+            per_day: None,
+            route: None,
+            source: Source("MedicationRequest/gm".into()),
+        };
+        let a = assess(&p, &[order], NOW, &Policy::default());
+        assert!(a.flags.contains(&Flag::GmCsfAvoid));
+        assert!(a.dose_checks.is_empty());
+    }
+
+    #[test]
+    fn hscore_adds_the_fardet_points() {
+        let mut p = febrile_adult(39.5);
+        lab(&mut p, LabKind::Ferritin, 7000.0, None);
+        lab(&mut p, LabKind::Triglycerides, 4.5, None);
+        lab(&mut p, LabKind::Fibrinogen, 2.0, None);
+        lab(&mut p, LabKind::Ast, 45.0, None);
+        lab(&mut p, LabKind::Hemoglobin, 8.0, None);
+        lab(&mut p, LabKind::Wbc, 1.0, None);
+        lab(&mut p, LabKind::Platelets, 50.0, None);
+        let a = assess(&p, &[], NOW, &Policy::default());
+        // 49 (temp > 39.4) + 34 (3 lineages) + 50 + 64 + 30 + 19.
+        assert_eq!(a.hscore.points, 246);
+        assert!(a.hscore.unknown.is_empty());
+    }
+
+    #[test]
+    fn recommendations_follow_the_grade() {
+        let mut p = febrile_adult(38.7);
+        running(&mut p, Drug::Norepinephrine, 2.0);
+        let a = assess(&p, &[], NOW, &Policy::default());
+        assert!(a.recommendations.iter().any(|r| r.text.contains("dexamethasone 10 mg IV q6h")));
+        assert!(a.recommendations.iter().any(|r| r.text.contains("antifungal prophylaxis")));
+    }
+
+    #[test]
+    fn day_counts_whole_days_since_the_infusion() {
+        let a = assess(&febrile_adult(38.0), &[], NOW, &Policy::default());
+        assert_eq!(a.day, Some(3));
+    }
+}
