@@ -30,20 +30,49 @@ const SUPPORT: [(OxygenDevice, f64); 8] = [
     (OxygenDevice::MechanicalVentilation, 0.0),
 ];
 
-fn patient(temp: f64, sbp: f64, age: f64, pressors: &[usize], support: usize, treated: bool) -> PatientFacts {
+fn patient(
+    temp: f64,
+    sbp: f64,
+    age: f64,
+    pressors: &[usize],
+    support: usize,
+    treated: bool,
+) -> PatientFacts {
     let mut p = PatientFacts {
         age_years: Some(age),
-        infusion: Some(Infusion { at: NOW.minus_hours(72.0), product: None, source: Source("Procedure/cart".into()) }),
+        infusion: Some(Infusion {
+            at: NOW.minus_hours(72.0),
+            product: None,
+            source: Source("Procedure/cart".into()),
+        }),
         ..PatientFacts::default()
     };
-    p.temperatures.push(Fact::new(Celsius::new(temp).expect("plausible"), at(), "Observation/t"));
-    p.systolic.push(Fact::new(Systolic::new(sbp).expect("plausible"), at(), "Observation/bp"));
+    p.temperatures.push(Fact::new(
+        Celsius::new(temp).expect("plausible"),
+        at(),
+        "Observation/t",
+    ));
+    p.systolic.push(Fact::new(
+        Systolic::new(sbp).expect("plausible"),
+        at(),
+        "Observation/bp",
+    ));
     for (i, d) in pressors.iter().enumerate() {
-        p.vasoactive.push(DrugExposure { drug: PRESSORS[*d], start: NOW.minus_hours(2.0), end: None, source: Source(format!("MedicationAdministration/{i}")) });
+        p.vasoactive.push(DrugExposure {
+            drug: PRESSORS[*d],
+            start: NOW.minus_hours(2.0),
+            end: None,
+            source: Source(format!("MedicationAdministration/{i}")),
+        });
     }
     set_support(&mut p, support);
     if treated {
-        p.medications_given.push(MedicationGiven { drug: Drug::Tocilizumab, at: NOW.minus_hours(5.0), dose_mg: Some(560.0), source: Source("MedicationAdministration/toci".into()) });
+        p.medications_given.push(MedicationGiven {
+            drug: Drug::Tocilizumab,
+            at: NOW.minus_hours(5.0),
+            dose_mg: Some(560.0),
+            source: Source("MedicationAdministration/toci".into()),
+        });
     }
     p
 }
@@ -51,7 +80,11 @@ fn patient(temp: f64, sbp: f64, age: f64, pressors: &[usize], support: usize, tr
 fn set_support(p: &mut PatientFacts, support: usize) {
     let (device, flow) = SUPPORT[support];
     p.oxygen_devices = vec![Fact::new(device, at(), "Observation/dev")];
-    p.oxygen_flows = vec![Fact::new(LitersPerMinute::new(flow).expect("plausible"), at(), "Observation/flow")];
+    p.oxygen_flows = vec![Fact::new(
+        LitersPerMinute::new(flow).expect("plausible"),
+        at(),
+        "Observation/flow",
+    )];
 }
 
 fn crs_grade(p: &PatientFacts) -> Option<u8> {

@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 
 fn rust_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).expect("source folder exists").flatten() {
+    for entry in std::fs::read_dir(dir)
+        .expect("source folder exists")
+        .flatten()
+    {
         let path = entry.path();
         if path.is_dir() {
             out.extend(rust_files(&path));
@@ -18,7 +21,9 @@ fn rust_files(dir: &Path) -> Vec<PathBuf> {
 
 /// Lines of code in a layer that mention a forbidden path (comments skipped).
 fn violations(layer: &str, forbidden: &[&str]) -> Vec<String> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src").join(layer);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("src")
+        .join(layer);
     let mut found = Vec::new();
     for file in rust_files(&root) {
         let text = std::fs::read_to_string(&file).expect("readable source");
@@ -26,7 +31,12 @@ fn violations(layer: &str, forbidden: &[&str]) -> Vec<String> {
             let code = line.split("//").next().unwrap_or("");
             for f in forbidden {
                 if code.contains(f) {
-                    found.push(format!("{}:{}: `{f}` in {layer}: {}", file.display(), n + 1, line.trim()));
+                    found.push(format!(
+                        "{}:{}: `{f}` in {layer}: {}",
+                        file.display(),
+                        n + 1,
+                        line.trim()
+                    ));
                 }
             }
         }
@@ -39,9 +49,25 @@ fn domain_depends_on_std_only_and_does_no_io() {
     let v = violations(
         "domain",
         &[
-            "serde", "tracing", "fhirbolt", "fhir_r4", "tokio", "actix", "reqwest", "chrono",
-            "std::fs", "std::net", "std::env", "std::io", "SystemTime", "Instant::now", "println!", "eprintln!",
-            "crate::adapter", "crate::protocol", "crate::http",
+            "serde",
+            "tracing",
+            "fhirbolt",
+            "fhir_r4",
+            "tokio",
+            "actix",
+            "reqwest",
+            "chrono",
+            "std::fs",
+            "std::net",
+            "std::env",
+            "std::io",
+            "SystemTime",
+            "Instant::now",
+            "println!",
+            "eprintln!",
+            "crate::adapter",
+            "crate::protocol",
+            "crate::http",
         ],
     );
     assert!(v.is_empty(), "domain must stay pure:\n{}", v.join("\n"));
@@ -51,13 +77,44 @@ fn domain_depends_on_std_only_and_does_no_io() {
 fn adapter_does_no_io_logging_or_http() {
     let v = violations(
         "adapter",
-        &["tracing", "tokio", "actix", "reqwest", "std::fs", "std::net", "std::env", "SystemTime", "crate::http", "crate::protocol", "println!"],
+        &[
+            "tracing",
+            "tokio",
+            "actix",
+            "reqwest",
+            "std::fs",
+            "std::net",
+            "std::env",
+            "SystemTime",
+            "crate::http",
+            "crate::protocol",
+            "println!",
+        ],
     );
-    assert!(v.is_empty(), "adapter must stay synchronous and IO-free:\n{}", v.join("\n"));
+    assert!(
+        v.is_empty(),
+        "adapter must stay synchronous and IO-free:\n{}",
+        v.join("\n")
+    );
 }
 
 #[test]
 fn protocol_never_sees_fhirbolt_or_the_http_stack() {
-    let v = violations("protocol", &["fhirbolt", "fhir_r4", "actix", "reqwest", "tokio", "crate::http", "std::fs"]);
-    assert!(v.is_empty(), "protocol owns JSON shapes only:\n{}", v.join("\n"));
+    let v = violations(
+        "protocol",
+        &[
+            "fhirbolt",
+            "fhir_r4",
+            "actix",
+            "reqwest",
+            "tokio",
+            "crate::http",
+            "std::fs",
+        ],
+    );
+    assert!(
+        v.is_empty(),
+        "protocol owns JSON shapes only:\n{}",
+        v.join("\n")
+    );
 }

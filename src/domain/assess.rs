@@ -77,7 +77,7 @@ pub fn assess(
     // warning stands (§6-U6: a warning, never a hard stop).
     if policy.warn_tocilizumab_with_icans
         && icans.grade.is_some_and(|g| g >= 2)
-        && !crs.grade.is_some_and(|g| g >= 2)
+        && crs.grade.is_none_or(|g| g < 2)
     {
         flags.push(Flag::TocilizumabWithIcans);
     }
@@ -154,7 +154,11 @@ mod tests {
 
     fn lab(p: &mut PatientFacts, kind: LabKind, value: f64, uln: Option<f64>) {
         let n = p.labs.len();
-        p.labs.push(Fact::new(LabValue { kind, value, uln }, ago(6.0), format!("Observation/lab{n}")));
+        p.labs.push(Fact::new(
+            LabValue { kind, value, uln },
+            ago(6.0),
+            format!("Observation/lab{n}"),
+        ));
     }
 
     #[test]
@@ -170,7 +174,11 @@ mod tests {
         running(&mut p, Drug::Norepinephrine, 2.0);
         assert_eq!(
             flags(&p),
-            vec![Flag::TocilizumabIndicated, Flag::SteroidsIndicated, Flag::AntifungalProphylaxis]
+            vec![
+                Flag::TocilizumabIndicated,
+                Flag::SteroidsIndicated,
+                Flag::AntifungalProphylaxis
+            ]
         );
     }
 
@@ -184,7 +192,11 @@ mod tests {
         assert_eq!(a.icans.grade, Some(2));
         assert_eq!(
             a.flags,
-            vec![Flag::SteroidsIndicated, Flag::TocilizumabWithIcans, Flag::AntifungalProphylaxis]
+            vec![
+                Flag::SteroidsIndicated,
+                Flag::TocilizumabWithIcans,
+                Flag::AntifungalProphylaxis
+            ]
         );
     }
 
@@ -201,8 +213,15 @@ mod tests {
         let mut p = febrile_adult(38.5);
         lab(&mut p, LabKind::Ferritin, 14_000.0, None);
         lab(&mut p, LabKind::Ast, 240.0, Some(40.0));
-        assert!(!flags(&p).contains(&Flag::HlhSuspected), "one organ criterion only");
-        p.findings.push(Fact::new(ClinicalFinding::PulmonaryEdemaGrade3, ago(3.0), "Condition/pe"));
+        assert!(
+            !flags(&p).contains(&Flag::HlhSuspected),
+            "one organ criterion only"
+        );
+        p.findings.push(Fact::new(
+            ClinicalFinding::PulmonaryEdemaGrade3,
+            ago(3.0),
+            "Condition/pe",
+        ));
         assert!(flags(&p).contains(&Flag::HlhSuspected));
     }
 
@@ -212,7 +231,11 @@ mod tests {
         lab(&mut p, LabKind::Ferritin, 10_000.0, None);
         lab(&mut p, LabKind::Ast, 240.0, Some(40.0));
         lab(&mut p, LabKind::Bilirubin, 4.0, Some(1.2));
-        p.findings.push(Fact::new(ClinicalFinding::Hemophagocytosis, ago(3.0), "Observation/bm"));
+        p.findings.push(Fact::new(
+            ClinicalFinding::Hemophagocytosis,
+            ago(3.0),
+            "Observation/bm",
+        ));
         assert!(!flags(&p).contains(&Flag::HlhSuspected));
     }
 
@@ -220,7 +243,11 @@ mod tests {
     fn creatinine_above_three_times_the_pre_infusion_baseline_is_a_renal_criterion() {
         let mut p = febrile_adult(38.5);
         p.labs.push(Fact::new(
-            LabValue { kind: LabKind::Creatinine, value: 0.8, uln: None },
+            LabValue {
+                kind: LabKind::Creatinine,
+                value: 0.8,
+                uln: None,
+            },
             ago(100.0),
             "Observation/cr0",
         ));
@@ -272,8 +299,16 @@ mod tests {
         let mut p = febrile_adult(38.7);
         running(&mut p, Drug::Norepinephrine, 2.0);
         let a = assess(&p, &[], NOW, &Policy::default());
-        assert!(a.recommendations.iter().any(|r| r.text.contains("dexamethasone 10 mg IV q6h")));
-        assert!(a.recommendations.iter().any(|r| r.text.contains("antifungal prophylaxis")));
+        assert!(
+            a.recommendations
+                .iter()
+                .any(|r| r.text.contains("dexamethasone 10 mg IV q6h"))
+        );
+        assert!(
+            a.recommendations
+                .iter()
+                .any(|r| r.text.contains("antifungal prophylaxis"))
+        );
     }
 
     #[test]

@@ -460,7 +460,7 @@ fn hypoxia(
         }
         // RULES.md D: "With no device code but flow ≤ 6, assume nasal cannula."
         None => match flow_value {
-            Some(f) if f == 0.0 => Some(0),
+            Some(0.0) => Some(0),
             Some(f) if f <= 6.0 => {
                 report.note("oxygen flow without a device: nasal cannula assumed (RULES.md D)");
                 Some(2)
