@@ -2,7 +2,7 @@
 
 use super::crs::{CrsAssessment, FeverGate, grade_crs};
 use super::dosing::{DoseCheck, DoseOrder, check_dose, dosing_weight};
-use super::facts::{Drug, DrugClass, Fact, Infusion, Kg, PatientFacts};
+use super::facts::{Drug, DrugClass, Fact, Infusion, Kg, LabKind, PatientFacts};
 use super::flags::{Flag, HScore, HlhCriteria, hlh_criteria, hscore};
 use super::icans::{IcansAssessment, grade_icans};
 use super::management::{Recommendation, recommendations};
@@ -122,6 +122,8 @@ pub fn assess(
         report.missing.push(Missing::Weight);
     }
 
+    lab_interpretation_notes(facts, &crs, now, &mut report);
+
     let product = infusion.as_ref().and_then(|i| i.product);
     let recommendations = recommendations(crs.grade, icans.grade, product, &flags);
 
@@ -138,6 +140,46 @@ pub fn assess(
         dose_checks,
         recommendations,
         report,
+    }
+}
+
+/// Sepsis vs CRS information (RULES.md B.4): information only, never a rule.
+fn lab_interpretation_notes(
+    facts: &PatientFacts,
+    crs: &CrsAssessment,
+    now: Timestamp,
+    report: &mut Report,
+) {
+    let first_tocilizumab = facts
+        .medications_given
+        .iter()
+        .filter(|m| m.drug == Drug::Tocilizumab && m.at <= now)
+        .map(|m| m.at)
+        .min();
+    let lab_window = super::time::Window::ending_at(now, LAB_WINDOW_HOURS);
+    let recent = |kind: LabKind| {
+        facts
+            .labs
+            .iter()
+            .filter(move |l| l.value.kind == kind && lab_window.contains(l.at))
+    };
+    if let Some(t) = first_tocilizumab {
+        if recent(LabKind::Il6).any(|l| l.at >= t) {
+            report.note(
+                "IL-6 measured after tocilizumab cannot be interpreted: receptor blockade raises IL-6 (RULES.md B.4)",
+            );
+        }
+        if recent(LabKind::Crp).any(|l| l.at >= t) {
+            report.note("CRP falls after IL-6 blockade and can mask infection (RULES.md B.4)");
+        }
+    }
+    let neutropenic = recent(LabKind::Anc)
+        .max_by_key(|l| l.at)
+        .is_some_and(|l| l.value.value < 0.5);
+    if neutropenic && matches!(crs.fever_gate, FeverGate::Fever(_)) {
+        report.note(
+            "febrile neutropenia: fever cannot tell CRS from sepsis; obtain cultures and start empiric antibiotics (ASCO, RULES.md B.4)",
+        );
     }
 }
 
@@ -308,6 +350,33 @@ mod tests {
             a.recommendations
                 .iter()
                 .any(|r| r.text.contains("antifungal prophylaxis"))
+        );
+    }
+
+    #[test]
+    fn il6_after_tocilizumab_is_flagged_as_uninterpretable() {
+        let mut p = febrile_adult(38.5);
+        given(&mut p, Drug::Tocilizumab, 10.0, Some(560.0));
+        lab(&mut p, LabKind::Il6, 900.0, None);
+        let a = assess(&p, &[], NOW, &Policy::default());
+        assert!(
+            a.report
+                .notes
+                .iter()
+                .any(|n| n.0.contains("IL-6 measured after tocilizumab"))
+        );
+    }
+
+    #[test]
+    fn fever_with_neutropenia_prompts_cultures_and_antibiotics() {
+        let mut p = febrile_adult(38.5);
+        lab(&mut p, LabKind::Anc, 0.3, None);
+        let a = assess(&p, &[], NOW, &Policy::default());
+        assert!(
+            a.report
+                .notes
+                .iter()
+                .any(|n| n.0.contains("febrile neutropenia"))
         );
     }
 
