@@ -8,5 +8,6 @@
 //! - [`protocol`]: CDS Hooks JSON shapes and domain → card mapping.
 
 pub mod adapter;
+pub mod auth;
 pub mod domain;
 pub mod protocol;
