@@ -467,7 +467,14 @@ async fn malformed_authorization_headers_are_refused() {
         verifier.verify(None, AUD).await,
         Err(AuthError::MissingAuthorization)
     ));
-    for value in ["", "Bearer", "Bearer ", "Basic dXNlcjpwYXNz", "Token abc", "garbage"] {
+    for value in [
+        "",
+        "Bearer",
+        "Bearer ",
+        "Basic dXNlcjpwYXNz",
+        "Token abc",
+        "garbage",
+    ] {
         assert!(
             matches!(
                 verifier.verify(Some(value), AUD).await,
@@ -719,7 +726,10 @@ mod middleware {
         let response = test::call_service(&app, good).await;
         assert_eq!(response.status(), StatusCode::OK);
         let body = test::read_body(response).await;
-        assert_eq!(Some(std::str::from_utf8(&body).expect("utf-8")), c["jti"].as_str());
+        assert_eq!(
+            Some(std::str::from_utf8(&body).expect("utf-8")),
+            c["jti"].as_str()
+        );
 
         let missing = test::TestRequest::post()
             .uri("/cds-services/crs-icans")

@@ -30,7 +30,10 @@ fn every_manifest_parses_and_names_its_kind() {
     for entry in std::fs::read_dir(deploy_dir().join("k8s")).expect("deploy/k8s exists") {
         let path = entry.expect("directory entry").path();
         if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-            let name = path.file_name().and_then(|n| n.to_str()).expect("utf-8 name");
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .expect("utf-8 name");
             let doc = manifest(name);
             assert!(doc["apiVersion"].is_string(), "{name}: apiVersion");
             assert!(doc["kind"].is_string(), "{name}: kind");
@@ -62,9 +65,15 @@ fn deployment_exposes_http_on_8080_with_probes_limits_and_non_root() {
 
     let resources = &c["resources"];
     assert_eq!(str_at(&resources["requests"]["cpu"], "cpu request"), "100m");
-    assert_eq!(str_at(&resources["requests"]["memory"], "memory request"), "64Mi");
+    assert_eq!(
+        str_at(&resources["requests"]["memory"], "memory request"),
+        "64Mi"
+    );
     assert_eq!(str_at(&resources["limits"]["cpu"], "cpu limit"), "1");
-    assert_eq!(str_at(&resources["limits"]["memory"], "memory limit"), "128Mi");
+    assert_eq!(
+        str_at(&resources["limits"]["memory"], "memory limit"),
+        "128Mi"
+    );
 
     assert_eq!(pod["securityContext"]["runAsNonRoot"].as_bool(), Some(true));
     assert_eq!(c["securityContext"]["runAsNonRoot"].as_bool(), Some(true));
@@ -84,7 +93,10 @@ fn deployment_exposes_http_on_8080_with_probes_limits_and_non_root() {
         str_at(&db["valueFrom"]["secretKeyRef"]["name"], "secret name"),
         "crs-cds-secrets"
     );
-    assert!(db["value"].is_null(), "the database URL must come from the Secret");
+    assert!(
+        db["value"].is_null(),
+        "the database URL must come from the Secret"
+    );
 }
 
 #[test]
@@ -188,7 +200,10 @@ fn secret_holds_placeholders_only() {
     let data = s["stringData"].as_mapping().expect("stringData");
     let url = str_at(&s["stringData"]["feedback-database-url"], "database URL");
     assert!(url.contains("REPLACE_ME"), "{url}");
-    assert!(s["data"].is_null(), "no base64 data block: placeholders are readable text");
+    assert!(
+        s["data"].is_null(),
+        "no base64 data block: placeholders are readable text"
+    );
     assert!(data.len() <= 2);
     assert!(read("k8s/secret.yaml").contains("PLACEHOLDER"));
 }
@@ -209,12 +224,19 @@ fn dockerfile_exposes_8080_and_runs_as_a_non_root_user() {
         .expect("a USER instruction");
     let name = user.split(':').next().unwrap_or(user).trim();
     assert!(name != "root" && name != "0", "USER {user}");
-    assert!(name.parse::<u32>().is_ok_and(|uid| uid >= 10000), "USER {user}");
+    assert!(
+        name.parse::<u32>().is_ok_and(|uid| uid >= 10000),
+        "USER {user}"
+    );
     assert!(
         instructions
             .iter()
             .any(|l| l.starts_with("HEALTHCHECK") || l.contains("healthcheck"))
     );
     assert!(instructions.contains(&r#"ENTRYPOINT ["crs-cds"]"#));
-    assert!(instructions.iter().any(|l| l.contains("--release --locked")));
+    assert!(
+        instructions
+            .iter()
+            .any(|l| l.contains("--release --locked"))
+    );
 }

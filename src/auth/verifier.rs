@@ -85,10 +85,7 @@ fn acceptable_key_url(url: &str) -> bool {
     };
     match parsed.scheme() {
         "https" => true,
-        "http" => matches!(
-            parsed.host_str(),
-            Some("127.0.0.1" | "localhost" | "[::1]")
-        ),
+        "http" => matches!(parsed.host_str(), Some("127.0.0.1" | "localhost" | "[::1]")),
         _ => false,
     }
 }
@@ -106,9 +103,8 @@ fn build_issuer(settings: &IssuerSettings) -> Result<Issuer, AuthError> {
                     path.display()
                 ))
             })?;
-            let set = KeySet::parse(&bytes).map_err(|e| {
-                AuthError::Config(format!("issuer {iss}: {}: {e}", path.display()))
-            })?;
+            let set = KeySet::parse(&bytes)
+                .map_err(|e| AuthError::Config(format!("issuer {iss}: {}: {e}", path.display())))?;
             if set.len() == 0 {
                 return Err(AuthError::Config(format!(
                     "issuer {iss}: {} has no usable signing key with a kid",
@@ -178,7 +174,10 @@ fn bearer_token(header: Option<&str>) -> Result<&str, AuthError> {
 
 impl Verifier {
     /// Validates the settings and loads every `jwks_file`. URLs are fetched on first use.
-    pub fn new(settings: AuthSettings, http_client: reqwest::Client) -> Result<Verifier, AuthError> {
+    pub fn new(
+        settings: AuthSettings,
+        http_client: reqwest::Client,
+    ) -> Result<Verifier, AuthError> {
         let mut issuers = HashMap::new();
         for issuer in &settings.issuers {
             let built = build_issuer(issuer)?;
@@ -232,9 +231,17 @@ impl Verifier {
         if let Err(err) = &result {
             let iss = iss_for_log.as_deref().unwrap_or("-");
             if err.is_suspicious() {
-                tracing::warn!(reason = err.reason(), iss, "refused CDS client token: {err}");
+                tracing::warn!(
+                    reason = err.reason(),
+                    iss,
+                    "refused CDS client token: {err}"
+                );
             } else {
-                tracing::info!(reason = err.reason(), iss, "refused CDS client token: {err}");
+                tracing::info!(
+                    reason = err.reason(),
+                    iss,
+                    "refused CDS client token: {err}"
+                );
             }
         }
         result
@@ -379,7 +386,10 @@ mod tests {
 
     #[test]
     fn bearer_scheme_is_case_insensitive() {
-        assert_eq!(bearer_token(Some("bearer abc.def.ghi")).ok(), Some("abc.def.ghi"));
+        assert_eq!(
+            bearer_token(Some("bearer abc.def.ghi")).ok(),
+            Some("abc.def.ghi")
+        );
         assert!(bearer_token(Some("Basic abc")).is_err());
         assert!(bearer_token(Some("Bearer")).is_err());
         assert!(bearer_token(Some("Bearer a b")).is_err());
