@@ -595,6 +595,13 @@ async fn unreachable_jwks_url_refuses_the_token() {
         refusal(&verifier, &token).await,
         AuthError::KeySetUnavailable
     ));
+    // Within the refresh interval the failed fetch is not retried, and says so.
+    let token = ES384.token("ES384", &claims());
+    assert!(matches!(
+        refusal(&verifier, &token).await,
+        AuthError::KeySetUnavailable
+    ));
+    assert_eq!(requests_to(&server, "/jwks").await, 1);
 }
 
 #[tokio::test]
@@ -704,6 +711,30 @@ mod middleware {
         use actix_web::HttpMessage as _;
         let jti = req.extensions().get::<Claims>().map(|c| c.jti.clone());
         HttpResponse::Ok().body(jti.unwrap_or_default())
+    }
+
+    #[actix_web::test]
+    async fn middleware_lets_requests_through_when_auth_is_not_required() {
+        let settings = AuthSettings {
+            required: false,
+            ..AuthSettings::default()
+        };
+        let verifier = Verifier::new(settings, reqwest::Client::new()).expect("valid settings");
+        let gate = AuthGate::new(Arc::new(verifier), "https://cds.example.org");
+        let app = test::init_service(
+            App::new()
+                .app_data(web::Data::new(gate))
+                .wrap(from_fn(require_cds_client_jwt))
+                .route("/cds-services/crs-icans", web::post().to(handler)),
+        )
+        .await;
+        let request = test::TestRequest::post()
+            .uri("/cds-services/crs-icans")
+            .to_request();
+        assert_eq!(
+            test::call_service(&app, request).await.status(),
+            StatusCode::OK
+        );
     }
 
     #[actix_web::test]

@@ -118,3 +118,24 @@ fn protocol_never_sees_fhirbolt_or_the_http_stack() {
         v.join("\n")
     );
 }
+
+#[test]
+fn auth_knows_nothing_about_grading_or_fhir() {
+    let v = violations(
+        "auth",
+        &[
+            "crate::domain",
+            "crate::adapter",
+            "crate::protocol",
+            "crate::http",
+            "fhirbolt",
+            "fhir_r4",
+            "std::env",
+        ],
+    );
+    assert!(
+        v.is_empty(),
+        "auth verifies tokens and nothing else:\n{}",
+        v.join("\n")
+    );
+}

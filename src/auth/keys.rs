@@ -135,8 +135,8 @@ fn stored_key(jwk: RawJwk) -> Option<(String, StoredKey)> {
 pub(crate) struct RemoteKeys {
     url: String,
     keys: RwLock<Arc<KeySet>>,
-    /// When the last fetch started; the lock also serialises fetches.
-    last_fetch: tokio::sync::Mutex<Option<Instant>>,
+    /// When the last fetch started and whether it succeeded; the lock also serialises fetches.
+    last_fetch: tokio::sync::Mutex<Option<(Instant, bool)>>,
 }
 
 impl RemoteKeys {
@@ -170,11 +170,19 @@ impl RemoteKeys {
         if let Some(key) = self.cached(kid) {
             return Ok(key);
         }
-        if last_fetch.is_some_and(|at| at.elapsed() < min_interval) {
-            return Err(AuthError::UnknownKey);
+        if let Some((at, succeeded)) = *last_fetch
+            && at.elapsed() < min_interval
+        {
+            return Err(if succeeded {
+                AuthError::UnknownKey
+            } else {
+                AuthError::KeySetUnavailable
+            });
         }
-        *last_fetch = Some(Instant::now());
+        let started = Instant::now();
+        *last_fetch = Some((started, false));
         let set = self.fetch(client).await?;
+        *last_fetch = Some((started, true));
         tracing::info!(url = %self.url, keys = set.len(), "fetched JWK Set");
         *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(set);
         self.cached(kid).ok_or(AuthError::UnknownKey)
