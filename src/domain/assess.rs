@@ -43,12 +43,7 @@ pub struct Assessment {
 }
 
 /// Assesses a patient at `now`, checking any draft `orders` (RULES.md A, B).
-pub fn assess(
-    facts: &PatientFacts,
-    orders: &[DoseOrder],
-    now: Timestamp,
-    policy: &Policy,
-) -> Assessment {
+pub fn assess(facts: &PatientFacts, orders: &[DoseOrder], now: Timestamp, policy: &Policy) -> Assessment {
     let mut report = Report::default();
     let crs = grade_crs(facts, now, policy, &mut report);
     let icans = grade_icans(facts, now, policy, &mut report);
@@ -87,13 +82,8 @@ pub fn assess(
             .as_ref()
             .is_some_and(|i| at >= i.at && at.days_since(i.at) <= policy.gm_csf_window_days)
     };
-    if orders
-        .iter()
-        .any(|o| o.drug.class() == DrugClass::GmCsf && in_gm_window(now))
-        || facts
-            .medications_given
-            .iter()
-            .any(|m| m.drug == Drug::Sargramostim && in_gm_window(m.at))
+    if orders.iter().any(|o| o.drug.class() == DrugClass::GmCsf && in_gm_window(now))
+        || facts.medications_given.iter().any(|m| m.drug == Drug::Sargramostim && in_gm_window(m.at))
     {
         flags.push(Flag::GmCsfAvoid);
     }
@@ -103,9 +93,7 @@ pub fn assess(
             && m.at <= now
             && infusion.as_ref().is_none_or(|i| m.at >= i.at)
     });
-    let steroids_ordered = orders
-        .iter()
-        .any(|o| o.drug.class() == DrugClass::Corticosteroid);
+    let steroids_ordered = orders.iter().any(|o| o.drug.class() == DrugClass::Corticosteroid);
     if steroids_given || steroids_ordered || flags.contains(&Flag::SteroidsIndicated) {
         flags.push(Flag::AntifungalProphylaxis);
     }
