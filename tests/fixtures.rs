@@ -30,7 +30,9 @@ fn check(case: &str) -> Result<(), String> {
     let request = read_json(&dir.join("requests").join(format!("{case}.json")))?;
     let expected = read_json(&dir.join("expected").join(format!("{case}.json")))?;
 
-    let at = expected["at"].as_str().ok_or("expected file has no \"at\"")?;
+    let at = expected["at"]
+        .as_str()
+        .ok_or("expected file has no \"at\"")?;
     let now = chrono::DateTime::parse_from_rfc3339(at)
         .map(|t| Timestamp(t.timestamp_millis()))
         .map_err(|e| format!("bad \"at\": {e}"))?;
@@ -43,21 +45,39 @@ fn check(case: &str) -> Result<(), String> {
             }
         }
     }
-    let documents: Vec<Document<'_>> =
-        texts.iter().map(|(origin, json)| Document { origin, json }).collect();
+    let documents: Vec<Document<'_>> = texts
+        .iter()
+        .map(|(origin, json)| Document { origin, json })
+        .collect();
     let draft_text = request["context"].get("draftOrders").map(Value::to_string);
-    let draft = draft_text.as_deref().map(|json| Document { origin: "draftOrders", json });
+    let draft = draft_text.as_deref().map(|json| Document {
+        origin: "draftOrders",
+        json,
+    });
     let selections: Vec<String> = request["context"]["selections"]
         .as_array()
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
 
-    let mapped = map_documents(&documents, draft, &selections, now, &Terminology::embedded());
+    let mapped = map_documents(
+        &documents,
+        draft,
+        &selections,
+        now,
+        &Terminology::embedded(),
+    );
     let mut diffs = Vec::new();
     if let Some(want) = expected.get("hasInfusion").and_then(Value::as_bool)
         && want != mapped.has_infusion()
     {
-        diffs.push(format!("hasInfusion: expected {want}, got {}", mapped.has_infusion()));
+        diffs.push(format!(
+            "hasInfusion: expected {want}, got {}",
+            mapped.has_infusion()
+        ));
     }
     if mapped.has_infusion() {
         let assessment = assess(&mapped.facts, &mapped.orders, now, &Policy::default());
@@ -76,7 +96,11 @@ fn check(case: &str) -> Result<(), String> {
             diffs.push(format!("missing: {}", actual["missing"]));
         }
     }
-    if diffs.is_empty() { Ok(()) } else { Err(diffs.join("\n    ")) }
+    if diffs.is_empty() {
+        Ok(())
+    } else {
+        Err(diffs.join("\n    "))
+    }
 }
 
 #[test]
@@ -85,15 +109,30 @@ fn every_fixture_request_grades_as_its_expected_file_says() {
     let mut cases: Vec<String> = std::fs::read_dir(&dir)
         .map(|rd| {
             rd.filter_map(Result::ok)
-                .filter_map(|e| e.file_name().to_str()?.strip_suffix(".json").map(str::to_string))
+                .filter_map(|e| {
+                    e.file_name()
+                        .to_str()?
+                        .strip_suffix(".json")
+                        .map(str::to_string)
+                })
                 .collect()
         })
         .unwrap_or_default();
     cases.sort();
-    assert!(cases.len() >= 30, "expected the fixture cases in {}", dir.display());
+    assert!(
+        cases.len() >= 30,
+        "expected the fixture cases in {}",
+        dir.display()
+    );
     let failures: Vec<String> = cases
         .iter()
         .filter_map(|case| check(case).err().map(|e| format!("case {case}:\n    {e}")))
         .collect();
-    assert!(failures.is_empty(), "{} of {} fixtures differ:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} fixtures differ:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }

@@ -21,7 +21,9 @@ fn observation(id: String, code: &str, display: &str, at: &str, value: Value) ->
         "resource": {
             "resourceType": "Observation",
             "id": id,
-            "meta": {"lastUpdated": at},
+            "meta": {"lastUpdated": at, "profile": ["http://hl7.org/fhir/us/core/StructureDefinition/us-core-vital-signs"]},
+            "text": {"status": "generated", "div": format!("<div xmlns=\"http://www.w3.org/1999/xhtml\"><p><b>{display}</b> recorded at {at} for the ICU patient (synthetic record)</p></div>")},
+            "identifier": [{"system": "https://ehr.example.org/flowsheet-row", "value": format!("{id}-{at}")}],
             "status": "final",
             "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs", "display": "Vital Signs"}]}],
             "code": {"coding": [{"system": LOINC, "code": code, "display": display}], "text": display},

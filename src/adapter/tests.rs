@@ -826,3 +826,15 @@ fn a_resource_without_a_usable_time_is_reported() {
             .any(|i| i.location.contains("Observation/t"))
     );
 }
+
+#[test]
+fn the_generated_icu_bundle_has_200_entries_of_about_250_kb() {
+    let json = synth::icu_bundle(200, true);
+    let v: Value = serde_json::from_str(&json).unwrap_or_default();
+    assert_eq!(v["entry"].as_array().map(Vec::len), Some(200));
+    assert!(
+        (200_000..320_000).contains(&json.len()),
+        "{} bytes",
+        json.len()
+    );
+}
