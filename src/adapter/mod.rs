@@ -481,6 +481,15 @@ pub fn map_documents(
     if let Some(doc) = draft_orders {
         let mut d = Collector::new();
         d.collect(&doc, true);
+        // A draft order may reference a Medication sent along in the draft Bundle.
+        let mut medications = medications;
+        for item in d.items.iter().filter(|i| i.kind() == "Medication") {
+            if let Some(code) = &item.triage.code {
+                medications
+                    .entry(item.reference.clone())
+                    .or_insert_with(|| code.clone());
+            }
+        }
         for item in &d.items {
             if item.kind() != "MedicationRequest" {
                 continue; // other request types are ignored, not rejected

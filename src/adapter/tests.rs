@@ -838,3 +838,76 @@ fn the_generated_icu_bundle_has_200_entries_of_about_250_kb() {
         json.len()
     );
 }
+
+#[test]
+fn a_truncated_bundle_at_any_point_is_reported_without_panicking() {
+    let json = synth::icu_bundle(40, true);
+    for cut in (0..json.len()).step_by(53) {
+        let part = json.get(..cut).unwrap_or("");
+        let m = map_documents(
+            &[Document {
+                origin: "cut",
+                json: part,
+            }],
+            None,
+            &[],
+            now(),
+            &Terminology::embedded(),
+        );
+        assert!(
+            !m.issues.is_empty() || cut == 0 || m.facts == Default::default() || m.has_infusion()
+        );
+    }
+}
+
+#[test]
+fn a_draft_order_may_reference_a_medication_in_the_draft_bundle() {
+    let draft = json!({"resourceType": "Bundle", "type": "collection", "entry": [
+        {"resource": {"resourceType": "Medication", "id": "dex", "code": {"text": "Dexamethasone sodium phosphate 4 mg/mL"}}},
+        {"resource": {"resourceType": "MedicationRequest", "id": "o1", "status": "draft", "intent": "order",
+            "medicationReference": {"reference": "Medication/dex"}, "subject": {"reference": "Patient/p"},
+            "dosageInstruction": [{"doseAndRate": [{"doseQuantity": {"value": 10, "code": "mg"}}]}]}}
+    ]})
+    .to_string();
+    let json = bundle(&[infusion()]);
+    let m = map_documents(
+        &[Document {
+            origin: "x",
+            json: &json,
+        }],
+        Some(Document {
+            origin: "draftOrders",
+            json: &draft,
+        }),
+        &[],
+        now(),
+        &Terminology::embedded(),
+    );
+    assert_eq!(
+        m.orders.first().map(|o| (o.drug, o.amount)),
+        Some((Drug::Dexamethasone, DoseAmount::Mg(10.0)))
+    );
+}
+
+proptest::proptest! {
+    #[test]
+    fn arbitrary_text_never_panics(text in ".{0,400}") {
+        let m = map_documents(&[Document { origin: "fuzz", json: &text }], Some(Document { origin: "d", json: &text }), &[], now(), &Terminology::embedded());
+        proptest::prop_assert!(!m.has_infusion() || text.contains("Procedure") || text.contains("Medication"));
+    }
+
+    #[test]
+    fn arbitrary_values_in_an_observation_never_panic(
+        value in "[-0-9.eE+]{0,12}",
+        unit in proptest::sample::select(vec!["Cel", "[degF]", "kg", "[lb_av]", "g", "mg/dL", "%", "1", "L/min", "K", ""]),
+        code in proptest::sample::select(vec!["8310-5", "29463-7", "3151-8", "3150-0", "1988-5", "3255-7", "8480-6"]),
+    ) {
+        // The value is written raw (not quoted), so malformed numbers reach the parsers.
+        let o = format!(r#"{{"resourceType": "Observation", "id": "o", "status": "final",
+            "code": {{"coding": [{{"system": "{LOINC}", "code": "{code}"}}]}},
+            "effectiveDateTime": "2026-11-23T08:00:00Z",
+            "valueQuantity": {{"value": {value}, "code": "{unit}"}}}}"#);
+        let b = format!(r#"{{"resourceType": "Bundle", "entry": [{{"resource": {}}}, {{"resource": {o}}}]}}"#, infusion());
+        let _ = map_documents(&[Document { origin: "fuzz", json: &b }], None, &[], now(), &Terminology::embedded());
+    }
+}
