@@ -3,30 +3,40 @@
 //! Depends on `domain` and the `fhir-r4` wrapper crate (fhirbolt typed model), and uses
 //! `serde_json` for input triage only. Synchronous, no IO, no logging. Problems in the
 //! input are returned as [`AdapterIssue`]s beside the facts, never as a panic or error.
+//! Must not depend on `protocol` or `http`.
 //!
 //! CONTRACT (used by `protocol`, `http` and `cli`; keep the signatures stable):
 //! - [`Terminology::embedded`] loads the codes from `fhir-profiles/` (embedded).
 //! - [`Terminology::with_concept_map`] adds a site ConceptMap (FHIR JSON text).
 //! - [`map_documents`] turns FHIR JSON documents (each a Bundle of any type or a single
 //!   resource, e.g. one per prefetch key) plus optional draft orders into [`Mapped`].
+//!
+//! How (issue 3, "Speed"): every Bundle entry is first read as raw JSON into a small
+//! flat triage struct (type, id, status, codes, medication). Triage dedupes, drops
+//! statuses that do not count and codes the engine does not use, and looks for a CAR-T
+//! infusion. With no infusion on record the adapter returns at once, without typed
+//! parsing (the service then answers no cards). Only the entries the engine can use go
+//! through fhirbolt's typed parser (`fhir_r4::parse_resource`), in [`map`].
 
-use crate::domain::{DoseOrder, PatientFacts, Timestamp};
+mod map;
+#[doc(hidden)]
+pub mod synth;
+mod terminology;
+mod time;
+mod units;
 
-/// The codes the adapter recognises, loaded from `fhir-profiles/`.
-#[derive(Clone, Debug, Default)]
-pub struct Terminology {}
+#[cfg(test)]
+mod tests;
 
-impl Terminology {
-    /// The project's embedded code lists.
-    pub fn embedded() -> Terminology {
-        Terminology {}
-    }
+use std::collections::{HashMap, HashSet};
 
-    /// Adds a site ConceptMap (FHIR R4 JSON) mapping local codes onto known codes.
-    pub fn with_concept_map(self, _concept_map_json: &str) -> Result<Terminology, AdapterIssue> {
-        Ok(self)
-    }
-}
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::domain::{CarTProduct, DoseOrder, Drug, PatientFacts, Timestamp};
+
+pub use terminology::Terminology;
+use terminology::{CodingRef, Concept, Sets};
 
 /// One FHIR JSON document handed to the adapter.
 #[derive(Clone, Copy, Debug)]
@@ -56,6 +66,13 @@ pub struct Mapped {
     pub orders: Vec<DoseOrder>,
     /// Problems found.
     pub issues: Vec<AdapterIssue>,
+    /// Resources skipped because their status does not count (entered-in-error,
+    /// cancelled, stopped, not-done, ...), for debugging.
+    pub ignored_by_status: usize,
+    /// Resources skipped because they repeat a `resourceType/id` already read.
+    pub duplicates: usize,
+    /// Resources handed to fhirbolt's typed parser.
+    pub typed_parses: usize,
 }
 
 impl Mapped {
@@ -65,14 +82,440 @@ impl Mapped {
     }
 }
 
+// ---------------------------------------------------------------------------------
+// Triage: small flat serde structs (stack-notes.md: no untagged/flatten, because
+// fhirbolt turns on serde_json's arbitrary_precision).
+
+#[derive(Deserialize)]
+struct TopJson<'a> {
+    #[serde(rename = "resourceType")]
+    resource_type: Option<String>,
+    #[serde(borrow, default)]
+    entry: Option<Vec<&'a RawValue>>,
+}
+
+#[derive(Deserialize)]
+struct EntryJson<'a> {
+    #[serde(borrow, default)]
+    resource: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize, Default)]
+struct TriageJson {
+    #[serde(rename = "resourceType")]
+    resource_type: Option<String>,
+    id: Option<String>,
+    status: Option<String>,
+    code: Option<CcJson>,
+    #[serde(rename = "medicationCodeableConcept")]
+    medication_cc: Option<CcJson>,
+    #[serde(rename = "medicationReference")]
+    medication_ref: Option<RefJson>,
+    #[serde(default)]
+    contained: Vec<ContainedJson>,
+}
+
+#[derive(Deserialize, Default, Clone)]
+struct CcJson {
+    #[serde(default)]
+    coding: Vec<CodingJson>,
+    text: Option<String>,
+}
+
+#[derive(Deserialize, Default, Clone)]
+struct CodingJson {
+    system: Option<String>,
+    code: Option<String>,
+    display: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RefJson {
+    reference: Option<String>,
+    display: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ContainedJson {
+    #[serde(rename = "resourceType")]
+    resource_type: Option<String>,
+    id: Option<String>,
+    code: Option<CcJson>,
+}
+
+impl CcJson {
+    fn view(&self) -> Concept<'_> {
+        Concept {
+            codings: self
+                .coding
+                .iter()
+                .map(|c| CodingRef {
+                    system: c.system.as_deref(),
+                    code: c.code.as_deref(),
+                    display: c.display.as_deref(),
+                })
+                .collect(),
+            text: self.text.as_deref(),
+        }
+    }
+}
+
+/// A resource after triage.
+struct Item<'a> {
+    origin: &'a str,
+    raw: &'a RawValue,
+    triage: TriageJson,
+    /// `resourceType/id`.
+    reference: String,
+}
+
+impl Item<'_> {
+    fn kind(&self) -> &str {
+        self.triage.resource_type.as_deref().unwrap_or("")
+    }
+
+    fn status(&self) -> &str {
+        self.triage.status.as_deref().unwrap_or("")
+    }
+
+    fn location(&self) -> String {
+        format!("{}: {}", self.origin, self.reference)
+    }
+}
+
+/// FHIR-INPUTS.md "Statuses that count" (draft MedicationRequests only in draftOrders).
+fn status_counts(kind: &str, status: &str, draft: bool) -> bool {
+    match kind {
+        "Observation" => matches!(status, "final" | "amended" | "corrected" | "preliminary"),
+        "MedicationAdministration" => matches!(status, "in-progress" | "completed"),
+        "MedicationRequest" if draft => matches!(status, "active" | "draft"),
+        "MedicationRequest" => status == "active",
+        "Procedure" => matches!(status, "in-progress" | "completed"),
+        _ => true,
+    }
+}
+
+/// What a medication resource names, resolved at triage.
+#[derive(Clone, Copy, Debug, Default)]
+struct MedicationKind {
+    drug: Option<Drug>,
+    product: Option<CarTProduct>,
+    /// Named a CAR-T product (even if not one of the seven by key).
+    cart: bool,
+}
+
+struct Collector<'a> {
+    issues: Vec<AdapterIssue>,
+    seen: HashSet<String>,
+    items: Vec<Item<'a>>,
+    ignored_by_status: usize,
+    duplicates: usize,
+}
+
+impl<'a> Collector<'a> {
+    fn new() -> Self {
+        Collector {
+            issues: Vec::new(),
+            seen: HashSet::new(),
+            items: Vec::new(),
+            ignored_by_status: 0,
+            duplicates: 0,
+        }
+    }
+
+    fn issue(&mut self, location: impl Into<String>, message: impl Into<String>) {
+        self.issues.push(AdapterIssue {
+            location: location.into(),
+            message: message.into(),
+        });
+    }
+
+    /// Reads one document (a Bundle or a single resource) into triage items.
+    fn collect(&mut self, doc: &Document<'a>, draft: bool) {
+        let trimmed = doc.json.trim();
+        if trimmed.is_empty() || trimmed == "null" {
+            self.issue(doc.origin, "no data (null or empty document)");
+            return;
+        }
+        let top: TopJson<'a> = match serde_json::from_str(doc.json) {
+            Ok(t) => t,
+            Err(e) => {
+                self.issue(doc.origin, format!("not a FHIR JSON resource: {e}"));
+                return;
+            }
+        };
+        if top.resource_type.as_deref() == Some("Bundle") {
+            for (i, entry) in top.entry.unwrap_or_default().into_iter().enumerate() {
+                match serde_json::from_str::<EntryJson<'a>>(entry.get()) {
+                    Ok(EntryJson {
+                        resource: Some(raw),
+                    }) => self.add(doc.origin, raw, draft, i),
+                    Ok(EntryJson { resource: None }) => {}
+                    Err(_) => self.issue(
+                        doc.origin,
+                        format!("Bundle entry {i} is not an object: ignored"),
+                    ),
+                }
+            }
+        } else {
+            match serde_json::from_str::<&'a RawValue>(doc.json) {
+                Ok(raw) => self.add(doc.origin, raw, draft, 0),
+                Err(e) => self.issue(doc.origin, format!("not a FHIR JSON resource: {e}")),
+            }
+        }
+    }
+
+    fn add(&mut self, origin: &'a str, raw: &'a RawValue, draft: bool, index: usize) {
+        let triage: TriageJson = match serde_json::from_str(raw.get()) {
+            Ok(t) => t,
+            Err(e) => {
+                self.issue(
+                    origin,
+                    format!("entry {index} is not a readable resource: {e}"),
+                );
+                return;
+            }
+        };
+        let Some(kind) = triage.resource_type.clone() else {
+            self.issue(
+                origin,
+                format!("entry {index} has no resourceType: ignored"),
+            );
+            return;
+        };
+        let reference = match &triage.id {
+            Some(id) => format!("{kind}/{id}"),
+            None => format!("{kind}/(entry {index}, no id)"),
+        };
+        if kind == "OperationOutcome" {
+            self.issue(
+                format!("{origin}: {reference}"),
+                "the server returned an OperationOutcome instead of data",
+            );
+            return;
+        }
+        if triage.id.is_some() && !self.seen.insert(reference.clone()) {
+            // The same resource from two prefetch keys: counted once.
+            self.duplicates += 1;
+            return;
+        }
+        if !status_counts(&kind, triage.status.as_deref().unwrap_or(""), draft) {
+            self.ignored_by_status += 1;
+            return;
+        }
+        self.items.push(Item {
+            origin,
+            raw,
+            triage,
+            reference,
+        });
+    }
+}
+
+/// Resolves what the medication of a MedicationAdministration / MedicationRequest is:
+/// `medicationCodeableConcept`, or `medicationReference` to a contained Medication
+/// (`#id`) or to a Medication in any of the documents (`Medication/id`).
+fn medication_kind(
+    item: &Item<'_>,
+    medications: &HashMap<String, CcJson>,
+    terminology: &Terminology,
+) -> MedicationKind {
+    let t = &item.triage;
+    let code: Option<&CcJson> = if let Some(cc) = &t.medication_cc {
+        Some(cc)
+    } else if let Some(r) = &t.medication_ref {
+        match r.reference.as_deref() {
+            Some(local) if local.starts_with('#') => t
+                .contained
+                .iter()
+                .find(|c| {
+                    c.resource_type.as_deref() == Some("Medication")
+                        && c.id.as_deref() == local.get(1..)
+                })
+                .and_then(|c| c.code.as_ref()),
+            Some(reference) => reference
+                .find("Medication/")
+                .and_then(|pos| reference.get(pos..))
+                .and_then(|key| medications.get(key)),
+            None => None,
+        }
+    } else {
+        None
+    };
+    let mut concept = code.map(CcJson::view).unwrap_or_default();
+    // A reference's display ("Norepinephrine 4 mg in 250 mL") is text about the drug.
+    if let Some(display) = t.medication_ref.as_ref().and_then(|r| r.display.as_deref()) {
+        concept.codings.push(CodingRef {
+            system: None,
+            code: None,
+            display: Some(display),
+        });
+    }
+    classify(&concept, terminology)
+}
+
+fn classify(concept: &Concept<'_>, terminology: &Terminology) -> MedicationKind {
+    let product_key = terminology.key(concept, Sets::CART_PRODUCTS);
+    MedicationKind {
+        drug: terminology
+            .key(concept, Sets::DRUGS)
+            .and_then(Drug::from_key),
+        product: product_key.and_then(CarTProduct::from_key),
+        cart: product_key.is_some(),
+    }
+}
+
 /// Maps FHIR documents (and `draftOrders`, restricted to `selections` when given) to
 /// domain facts at the evaluation instant `now`.
 pub fn map_documents(
-    _documents: &[Document<'_>],
-    _draft_orders: Option<Document<'_>>,
-    _selections: &[String],
-    _now: Timestamp,
-    _terminology: &Terminology,
+    documents: &[Document<'_>],
+    draft_orders: Option<Document<'_>>,
+    selections: &[String],
+    now: Timestamp,
+    terminology: &Terminology,
 ) -> Mapped {
-    Mapped::default()
+    let mut c = Collector::new();
+    for doc in documents {
+        c.collect(doc, false);
+    }
+
+    // Medications anywhere in the documents, for `medicationReference: Medication/id`.
+    let medications: HashMap<String, CcJson> = c
+        .items
+        .iter()
+        .filter(|i| i.kind() == "Medication")
+        .filter_map(|i| Some((i.reference.clone(), i.triage.code.clone()?)))
+        .collect();
+
+    // Triage pass 1: the CAR-T infusion (FHIR-INPUTS.md "CAR-T infusion").
+    let mut infusions = Vec::new();
+    let mut kinds: Vec<MedicationKind> = Vec::with_capacity(c.items.len());
+    for item in &c.items {
+        let kind = match item.kind() {
+            "MedicationAdministration" | "MedicationRequest" => {
+                medication_kind(item, &medications, terminology)
+            }
+            "Procedure" => {
+                let concept = item
+                    .triage
+                    .code
+                    .as_ref()
+                    .map(CcJson::view)
+                    .unwrap_or_default();
+                let mut k = classify(&concept, terminology);
+                k.cart |= terminology.key(&concept, Sets::CART_INFUSION).is_some();
+                k
+            }
+            _ => MedicationKind::default(),
+        };
+        if kind.cart && matches!(item.kind(), "Procedure" | "MedicationAdministration") {
+            infusions.push(kinds.len());
+        }
+        kinds.push(kind);
+    }
+
+    let mut mapped = Mapped::default();
+    let mut ctx = map::Context::new(terminology, now);
+    for &i in &infusions {
+        if let (Some(item), Some(kind)) = (c.items.get(i), kinds.get(i)) {
+            ctx.infusion(item, kind.product);
+        }
+    }
+    if ctx.facts.infusion.is_none() {
+        // The common case: not a CAR-T patient. No typed parsing of the rest.
+        mapped.issues = c.issues;
+        mapped.issues.append(&mut ctx.issues);
+        mapped.ignored_by_status = c.ignored_by_status;
+        mapped.duplicates = c.duplicates;
+        mapped.typed_parses = ctx.typed_parses;
+        return mapped;
+    }
+
+    // Triage pass 2: only what the engine uses goes through the typed parser.
+    for (i, (item, kind)) in c.items.iter().zip(&kinds).enumerate() {
+        if infusions.contains(&i) {
+            continue;
+        }
+        match item.kind() {
+            "Patient" => ctx.patient(item),
+            "Observation" => {
+                let concept = item
+                    .triage
+                    .code
+                    .as_ref()
+                    .map(CcJson::view)
+                    .unwrap_or_default();
+                if let Some(key) = terminology.key(&concept, Sets::OBSERVATION_CODES) {
+                    let key = key.to_string();
+                    ctx.observation(item, &key);
+                }
+            }
+            "MedicationAdministration" => {
+                if let Some(drug) = kind.drug {
+                    ctx.administration(item, drug);
+                }
+            }
+            "MedicationRequest" => {
+                if let Some(drug) = kind.drug {
+                    ctx.request(item, drug);
+                }
+            }
+            "Procedure" => {
+                let concept = item
+                    .triage
+                    .code
+                    .as_ref()
+                    .map(CcJson::view)
+                    .unwrap_or_default();
+                if let Some(key) = terminology.key(&concept, Sets::VENTILATION) {
+                    let key = key.to_string();
+                    ctx.ventilation(item, &key);
+                }
+            }
+            _ => {}
+        }
+    }
+    ctx.finish_ice_items();
+
+    // Draft orders: MedicationRequest only, restricted to `selections` when given.
+    if let Some(doc) = draft_orders {
+        let mut d = Collector::new();
+        d.collect(&doc, true);
+        // A draft order may reference a Medication sent along in the draft Bundle.
+        let mut medications = medications;
+        for item in d.items.iter().filter(|i| i.kind() == "Medication") {
+            if let Some(code) = &item.triage.code {
+                medications
+                    .entry(item.reference.clone())
+                    .or_insert_with(|| code.clone());
+            }
+        }
+        for item in &d.items {
+            if item.kind() != "MedicationRequest" {
+                continue; // other request types are ignored, not rejected
+            }
+            let selected = selections.is_empty()
+                || selections
+                    .iter()
+                    .any(|s| s == &item.reference || s.ends_with(&format!("/{}", item.reference)));
+            if !selected {
+                continue;
+            }
+            let kind = medication_kind(item, &medications, terminology);
+            if let Some(drug) = kind.drug {
+                ctx.draft_order(item, drug);
+            }
+        }
+        c.issues.append(&mut d.issues);
+        c.ignored_by_status += d.ignored_by_status;
+    }
+
+    mapped.issues = c.issues;
+    mapped.issues.append(&mut ctx.issues);
+    mapped.orders = std::mem::take(&mut ctx.orders);
+    mapped.typed_parses = ctx.typed_parses;
+    mapped.facts = ctx.facts;
+    mapped.ignored_by_status = c.ignored_by_status;
+    mapped.duplicates = c.duplicates;
+    mapped
 }
