@@ -11,7 +11,7 @@ use super::fhir_client::FhirError;
 use crate::protocol::request::RequestError;
 
 /// Everything a request can fail with.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum ApiError {
     /// Malformed JSON, wrong types or missing fields (400).
     #[error("bad request ({})", kind_of(.0))]
@@ -40,6 +40,14 @@ pub enum ApiError {
     /// Anything else (500, opaque body).
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+// Debug is what tracing-actix-web records on the request span: keep it free of request
+// data, exactly like Display.
+impl std::fmt::Debug for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 fn kind_of(e: &RequestError) -> String {
