@@ -75,27 +75,35 @@ pub fn settings(config: Option<&Path>, bind: Option<&str>) -> anyhow::Result<Set
 
 /// Runs the service until it stops.
 pub async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
-    let app = Application::build(&settings).await.context("starting the service")?;
+    let app = Application::build(&settings)
+        .await
+        .context("starting the service")?;
     tracing::info!(
         bind = %settings.server.bind.ip(),
         port = app.port(),
         fhir_deadline_ms = settings.fhir.deadline.as_millis() as u64,
         "crs-cds listening"
     );
-    app.run_until_stopped().await.context("running the service")?;
+    app.run_until_stopped()
+        .await
+        .context("running the service")?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// Prints the discovery JSON.
 pub fn discovery() -> anyhow::Result<ExitCode> {
-    println!("{}", serde_json::to_string_pretty(&discovery_document()).context("serializing discovery")?);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&discovery_document()).context("serializing discovery")?
+    );
     Ok(ExitCode::SUCCESS)
 }
 
 fn parse_at(at: Option<&str>) -> anyhow::Result<Timestamp> {
     match at {
         Some(t) => {
-            let d = chrono::DateTime::parse_from_rfc3339(t).with_context(|| format!("--at {t:?} is not RFC 3339"))?;
+            let d = chrono::DateTime::parse_from_rfc3339(t)
+                .with_context(|| format!("--at {t:?} is not RFC 3339"))?;
             Ok(Timestamp(d.timestamp_millis()))
         }
         None => Ok(Timestamp(chrono::Utc::now().timestamp_millis())),
@@ -107,8 +115,11 @@ pub fn assessment_json(a: &Assessment) -> Value {
     let mut v = extension(a, None);
     v["day"] = json!(a.day);
     v["evaluatedAt"] = json!(format_time(a.at));
-    v["recommendations"] =
-        a.recommendations.iter().map(|r| json!({ "text": r.text, "source": r.source })).collect();
+    v["recommendations"] = a
+        .recommendations
+        .iter()
+        .map(|r| json!({ "text": r.text, "source": r.source }))
+        .collect();
     v["doseChecks"] = a.dose_checks.iter().map(dose_check_json).collect();
     json!({ EXTENSION_KEY: v })
 }
@@ -137,21 +148,54 @@ pub fn assessment_table(a: &Assessment) -> String {
     row(
         &mut s,
         "CRS grade",
-        format!("{}{}", grade_text(a.crs.grade), if a.crs.lower_bound { " (lower bound)" } else { "" }),
+        format!(
+            "{}{}",
+            grade_text(a.crs.grade),
+            if a.crs.lower_bound {
+                " (lower bound)"
+            } else {
+                ""
+            }
+        ),
     );
     row(&mut s, "  hypotension", grade_text(a.crs.hypotension.grade));
     row(&mut s, "  hypoxia", grade_text(a.crs.hypoxia.grade));
     row(&mut s, "ICANS grade", grade_text(a.icans.grade));
-    row(&mut s, "  encephalopathy", grade_text(a.icans.encephalopathy));
+    row(
+        &mut s,
+        "  encephalopathy",
+        grade_text(a.icans.encephalopathy),
+    );
     row(&mut s, "  consciousness", grade_text(a.icans.consciousness));
     row(&mut s, "  seizure", a.icans.seizure.to_string());
     row(&mut s, "  motor", a.icans.motor.to_string());
-    row(&mut s, "  cerebral edema", a.icans.cerebral_edema.to_string());
-    row(&mut s, "Flags", a.flags.iter().map(|f| f.key()).collect::<Vec<_>>().join(", "));
-    row(&mut s, "HScore", format!("{} (information only)", a.hscore.points));
+    row(
+        &mut s,
+        "  cerebral edema",
+        a.icans.cerebral_edema.to_string(),
+    );
+    row(
+        &mut s,
+        "Flags",
+        a.flags
+            .iter()
+            .map(|f| f.key())
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    row(
+        &mut s,
+        "HScore",
+        format!("{} (information only)", a.hscore.points),
+    );
     s.push_str("\nEvidence\n");
     for e in &a.report.evidence {
-        s.push_str(&format!("  {:<22} {:<34} {}\n", format_time(e.at), e.source.0, e.finding));
+        s.push_str(&format!(
+            "  {:<22} {:<34} {}\n",
+            format_time(e.at),
+            e.source.0,
+            e.finding
+        ));
     }
     if !a.report.missing.is_empty() || !a.report.notes.is_empty() {
         s.push_str("\nMissing / notes\n");
@@ -165,7 +209,12 @@ pub fn assessment_table(a: &Assessment) -> String {
     if !a.dose_checks.is_empty() {
         s.push_str("\nDose checks\n");
         for c in &a.dose_checks {
-            s.push_str(&format!("  {} {}: {}\n", c.source.0, c.drug.key(), dose_check_json(c)));
+            s.push_str(&format!(
+                "  {} {}: {}\n",
+                c.source.0,
+                c.drug.key(),
+                dose_check_json(c)
+            ));
         }
     }
     if !a.recommendations.is_empty() {
@@ -178,10 +227,16 @@ pub fn assessment_table(a: &Assessment) -> String {
 }
 
 /// `grade FILE`: exit 2 when the file is not JSON.
-pub fn grade(file: &Path, as_json: bool, at: Option<&str>, config: Option<&Path>) -> anyhow::Result<ExitCode> {
+pub fn grade(
+    file: &Path,
+    as_json: bool,
+    at: Option<&str>,
+    config: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
     let settings = settings(config, None)?;
     let now = parse_at(at)?;
-    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let value: Value = match serde_json::from_str(&text) {
         Ok(v) => v,
         Err(e) => {
@@ -197,7 +252,8 @@ pub fn grade(file: &Path, as_json: bool, at: Option<&str>, config: Option<&Path>
     };
     let mut terminology = Terminology::embedded();
     if let Some(path) = &settings.terminology.concept_map {
-        let cm = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let cm =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         terminology = terminology
             .with_concept_map(&cm)
             .map_err(|e| anyhow::anyhow!("concept map {}: {}", e.location, e.message))?;
@@ -218,13 +274,23 @@ pub fn grade(file: &Path, as_json: bool, at: Option<&str>, config: Option<&Path>
         selections = value
             .pointer("/context/selections")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(String::from))
+                    .collect()
+            })
             .unwrap_or_default();
     } else {
         texts.push((file.display().to_string(), text.clone()));
     }
-    let documents: Vec<Document<'_>> = texts.iter().map(|(o, j)| Document { origin: o, json: j }).collect();
-    let draft_doc = draft.as_deref().map(|j| Document { origin: "draftOrders", json: j });
+    let documents: Vec<Document<'_>> = texts
+        .iter()
+        .map(|(o, j)| Document { origin: o, json: j })
+        .collect();
+    let draft_doc = draft.as_deref().map(|j| Document {
+        origin: "draftOrders",
+        json: j,
+    });
     let mapped = adapter::map_documents(&documents, draft_doc, &selections, now, &terminology);
     for i in &mapped.issues {
         eprintln!("input issue: {}: {}", i.location, i.message);
@@ -233,13 +299,18 @@ pub fn grade(file: &Path, as_json: bool, at: Option<&str>, config: Option<&Path>
         if as_json {
             println!("{}", json!({ "cards": [] }));
         } else {
-            println!("No CAR-T infusion on record: nothing to grade (the service answers no cards).");
+            println!(
+                "No CAR-T infusion on record: nothing to grade (the service answers no cards)."
+            );
         }
         return Ok(ExitCode::SUCCESS);
     }
     let a = domain::assess(&mapped.facts, &mapped.orders, now, &settings.grading.policy);
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&assessment_json(&a)).context("serializing")?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&assessment_json(&a)).context("serializing")?
+        );
     } else {
         print!("{}", assessment_table(&a));
     }
@@ -261,7 +332,11 @@ pub fn pick_extension(response: &Value, want_dose_check: bool) -> Value {
     let cards = response["cards"].as_array().cloned().unwrap_or_default();
     let ext = |c: &Value| c["extension"][EXTENSION_KEY].clone();
     if want_dose_check {
-        cards.iter().map(ext).find(|e| e.get("doseCheck").is_some()).unwrap_or(Value::Null)
+        cards
+            .iter()
+            .map(ext)
+            .find(|e| e.get("doseCheck").is_some())
+            .unwrap_or(Value::Null)
     } else {
         cards.first().map(ext).unwrap_or(Value::Null)
     }
@@ -283,7 +358,10 @@ pub async fn replay(dir: &Path, server: &str) -> anyhow::Result<ExitCode> {
     );
     let (mut passed, mut failed) = (0usize, 0usize);
     for path in &files {
-        let case = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let case = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         bar.set_message(case.clone());
         let outcome = replay_case(&client, server, dir, path, &case).await;
         match outcome {
@@ -301,7 +379,11 @@ pub async fn replay(dir: &Path, server: &str) -> anyhow::Result<ExitCode> {
     }
     bar.finish_and_clear();
     println!("{passed} passed, {failed} failed");
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 async fn replay_case(
@@ -311,18 +393,26 @@ async fn replay_case(
     path: &Path,
     case: &str,
 ) -> anyhow::Result<Option<String>> {
-    let body = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let request: Value = serde_json::from_str(&body).with_context(|| format!("{} is not JSON", path.display()))?;
-    let hook = request["hook"].as_str().context("the request has no hook")?;
+    let body =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let request: Value =
+        serde_json::from_str(&body).with_context(|| format!("{} is not JSON", path.display()))?;
+    let hook = request["hook"]
+        .as_str()
+        .context("the request has no hook")?;
     let service = service_for_hook(hook).with_context(|| format!("no service answers {hook:?}"))?;
     let expected_path = dir.join("expected").join(format!("{case}.json"));
-    let expected_text =
-        std::fs::read_to_string(&expected_path).with_context(|| format!("reading {}", expected_path.display()))?;
-    let mut expected: Value =
-        serde_json::from_str(&expected_text).with_context(|| format!("{} is not JSON", expected_path.display()))?;
+    let expected_text = std::fs::read_to_string(&expected_path)
+        .with_context(|| format!("reading {}", expected_path.display()))?;
+    let mut expected: Value = serde_json::from_str(&expected_text)
+        .with_context(|| format!("{} is not JSON", expected_path.display()))?;
     let at = expected.as_object_mut().and_then(|m| m.remove("at"));
     let mut post = client
-        .post(format!("{}/cds-services/{}", server.trim_end_matches('/'), service.id))
+        .post(format!(
+            "{}/cds-services/{}",
+            server.trim_end_matches('/'),
+            service.id
+        ))
         .header("Content-Type", "application/json")
         .body(body);
     if let Some(at) = at.as_ref().and_then(Value::as_str) {
@@ -341,7 +431,10 @@ async fn replay_case(
     }
     // Show only the keys the expectation names.
     let shown: Value = match expected.as_object() {
-        Some(m) => m.keys().map(|k| (k.clone(), actual.get(k).cloned().unwrap_or(Value::Null))).collect(),
+        Some(m) => m
+            .keys()
+            .map(|k| (k.clone(), actual.get(k).cloned().unwrap_or(Value::Null)))
+            .collect(),
         None => actual.clone(),
     };
     let e = serde_json::to_string_pretty(&expected).unwrap_or_default();
@@ -371,7 +464,10 @@ mod tests {
             {"extension": {"org.crs-cds": {"crsGrade": 1}}},
             {"extension": {"org.crs-cds": {"crsGrade": 1, "doseCheck": {"drug": "tocilizumab"}}}}
         ]});
-        assert_eq!(pick_extension(&response, true)["doseCheck"]["drug"], "tocilizumab");
+        assert_eq!(
+            pick_extension(&response, true)["doseCheck"]["drug"],
+            "tocilizumab"
+        );
         assert!(pick_extension(&response, false).get("doseCheck").is_none());
         assert_eq!(pick_extension(&json!({"cards": []}), false), Value::Null);
     }

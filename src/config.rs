@@ -193,14 +193,20 @@ struct RawLog {
 }
 
 fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { key: key.to_string(), message: message.into() }
+    ConfigError::Invalid {
+        key: key.to_string(),
+        message: message.into(),
+    }
 }
 
 fn parse_env<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigError>
 where
     T::Err: std::fmt::Display,
 {
-    value.trim().parse::<T>().map_err(|e| invalid(key, format!("{value:?}: {e}")))
+    value
+        .trim()
+        .parse::<T>()
+        .map_err(|e| invalid(key, format!("{value:?}: {e}")))
 }
 
 fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
@@ -217,12 +223,16 @@ impl RawSettings {
             "CRS_CDS_BIND" => self.server.bind = Some(value.to_string()),
             "CRS_CDS_PUBLIC_BASE_URL" => self.server.public_base_url = Some(value.to_string()),
             "CRS_CDS_MAX_BODY_BYTES" => self.server.max_body_bytes = Some(parse_env(key, value)?),
-            "CRS_CDS_BENCH_ENDPOINTS" => self.server.bench_endpoints = Some(parse_bool(key, value)?),
+            "CRS_CDS_BENCH_ENDPOINTS" => {
+                self.server.bench_endpoints = Some(parse_bool(key, value)?)
+            }
             "CRS_CDS_FHIR_DEADLINE_MS" => self.fhir.deadline_ms = Some(parse_env(key, value)?),
             "CRS_CDS_FHIR_MAX_PAGES" => self.fhir.max_pages = Some(parse_env(key, value)?),
             "CRS_CDS_FEEDBACK_DATABASE_URL" => self.feedback.database_url = Some(value.to_string()),
             "CRS_CDS_CONCEPT_MAP" => self.terminology.concept_map = Some(PathBuf::from(value)),
-            "CRS_CDS_GRADING_WINDOW_HOURS" => self.grading.window_hours = Some(parse_env(key, value)?),
+            "CRS_CDS_GRADING_WINDOW_HOURS" => {
+                self.grading.window_hours = Some(parse_env(key, value)?)
+            }
             "CRS_CDS_GRADING_TOCILIZUMAB_ROUNDING_TOLERANCE_MG" => {
                 self.grading.tocilizumab_rounding_tolerance_mg = Some(parse_env(key, value)?)
             }
@@ -233,7 +243,9 @@ impl RawSettings {
                 self.log.format = Some(match value.trim().to_ascii_lowercase().as_str() {
                     "json" => LogFormat::Json,
                     "pretty" => LogFormat::Pretty,
-                    other => return Err(invalid(key, format!("{other:?}: expected pretty or json"))),
+                    other => {
+                        return Err(invalid(key, format!("{other:?}: expected pretty or json")));
+                    }
                 })
             }
             _ => {}
@@ -246,15 +258,27 @@ impl RawSettings {
         let bind: SocketAddr = bind_text
             .parse()
             .map_err(|e| invalid("server.bind", format!("{bind_text:?}: {e}")))?;
-        let max_body = self.server.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES as u64);
+        let max_body = self
+            .server
+            .max_body_bytes
+            .unwrap_or(DEFAULT_MAX_BODY_BYTES as u64);
         if !(1024..=1024 * 1024 * 1024).contains(&max_body) {
-            return Err(invalid("server.max_body_bytes", "must be between 1 KiB and 1 GiB"));
+            return Err(invalid(
+                "server.max_body_bytes",
+                "must be between 1 KiB and 1 GiB",
+            ));
         }
-        let public_base_url = self.server.public_base_url.map(|u| u.trim_end_matches('/').to_string());
+        let public_base_url = self
+            .server
+            .public_base_url
+            .map(|u| u.trim_end_matches('/').to_string());
         if let Some(u) = &public_base_url
             && !(u.starts_with("http://") || u.starts_with("https://"))
         {
-            return Err(invalid("server.public_base_url", "must start with http:// or https://"));
+            return Err(invalid(
+                "server.public_base_url",
+                "must start with http:// or https://",
+            ));
         }
         let deadline_ms = self.fhir.deadline_ms.unwrap_or(2000);
         if !(1..=60_000).contains(&deadline_ms) {
@@ -264,12 +288,18 @@ impl RawSettings {
         if !(1..=1000).contains(&max_pages) {
             return Err(invalid("fhir.max_pages", "must be between 1 and 1000"));
         }
-        let database_url = self.feedback.database_url.unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string());
+        let database_url = self
+            .feedback
+            .database_url
+            .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string());
         if !(database_url.starts_with("sqlite:")
             || database_url.starts_with("postgres://")
             || database_url.starts_with("postgresql://"))
         {
-            return Err(invalid("feedback.database_url", "must be a sqlite: or postgres:// URL"));
+            return Err(invalid(
+                "feedback.database_url",
+                "must be a sqlite: or postgres:// URL",
+            ));
         }
 
         let mut policy = Policy::default();
@@ -294,7 +324,10 @@ impl RawSettings {
         }
         if let Some(v) = g.tocilizumab_rounding_tolerance_mg {
             if !(0.0..=100.0).contains(&v) {
-                return Err(invalid("grading.tocilizumab_rounding_tolerance_mg", "must be in 0-100"));
+                return Err(invalid(
+                    "grading.tocilizumab_rounding_tolerance_mg",
+                    "must be in 0-100",
+                ));
             }
             policy.tocilizumab_rounding_tolerance_mg = v;
         }
@@ -321,11 +354,21 @@ impl RawSettings {
                 max_body_bytes: max_body as usize,
                 bench_endpoints: self.server.bench_endpoints.unwrap_or(false),
             },
-            fhir: FhirSettings { deadline: Duration::from_millis(deadline_ms), max_pages: max_pages as usize },
+            fhir: FhirSettings {
+                deadline: Duration::from_millis(deadline_ms),
+                max_pages: max_pages as usize,
+            },
             feedback: FeedbackSettings { database_url },
-            terminology: TerminologySettings { concept_map: self.terminology.concept_map },
-            grading: GradingSettings { policy, allow_time_override: g.allow_time_override.unwrap_or(false) },
-            log: LogSettings { format: self.log.format.unwrap_or(LogFormat::Pretty) },
+            terminology: TerminologySettings {
+                concept_map: self.terminology.concept_map,
+            },
+            grading: GradingSettings {
+                policy,
+                allow_time_override: g.allow_time_override.unwrap_or(false),
+            },
+            log: LogSettings {
+                format: self.log.format.unwrap_or(LogFormat::Pretty),
+            },
         })
     }
 }
@@ -337,12 +380,18 @@ impl Settings {
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Settings, ConfigError> {
         let mut raw = match file {
-            Some((path, text)) => toml::from_str::<RawSettings>(text)
-                .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })?,
+            Some((path, text)) => {
+                toml::from_str::<RawSettings>(text).map_err(|e| ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                })?
+            }
             None => RawSettings::default(),
         };
-        let mut vars: Vec<(String, String)> =
-            env.into_iter().filter(|(k, _)| k.starts_with("CRS_CDS_")).collect();
+        let mut vars: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("CRS_CDS_"))
+            .collect();
         vars.sort();
         for (k, v) in vars {
             raw.apply_env(&k, &v)?;
@@ -357,8 +406,10 @@ impl Settings {
     ) -> Result<Settings, ConfigError> {
         match path {
             Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .map_err(|source| ConfigError::Read { path: p.to_path_buf(), source })?;
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_path_buf(),
+                    source,
+                })?;
                 Settings::from_sources(Some((p, &text)), env)
             }
             None => Settings::from_sources(None, env),
@@ -367,7 +418,9 @@ impl Settings {
 
     /// Embedded defaults only (tests start from these).
     pub fn defaults() -> Settings {
-        RawSettings::default().validate().expect("the embedded defaults are valid")
+        RawSettings::default()
+            .validate()
+            .expect("the embedded defaults are valid")
     }
 }
 
@@ -376,7 +429,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -396,7 +452,11 @@ mod tests {
         let file = "[server]\nbind = \"127.0.0.1:9000\"\n[fhir]\ndeadline_ms = 500\n[grading]\nwindow_hours = 12.0\n";
         let s = Settings::from_sources(
             Some((Path::new("x.toml"), file)),
-            env(&[("CRS_CDS_FHIR_DEADLINE_MS", "300"), ("CRS_CDS_LOG_FORMAT", "json"), ("OTHER", "x")]),
+            env(&[
+                ("CRS_CDS_FHIR_DEADLINE_MS", "300"),
+                ("CRS_CDS_LOG_FORMAT", "json"),
+                ("OTHER", "x"),
+            ]),
         )
         .expect("valid");
         assert_eq!(s.server.bind.port(), 9000);
@@ -407,15 +467,22 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_bad_values_are_refused() {
-        assert!(Settings::from_sources(Some((Path::new("x"), "[server]\nport = 1\n")), env(&[])).is_err());
+        assert!(
+            Settings::from_sources(Some((Path::new("x"), "[server]\nport = 1\n")), env(&[]))
+                .is_err()
+        );
         assert!(Settings::from_sources(None, env(&[("CRS_CDS_BIND", "nowhere")])).is_err());
         assert!(Settings::from_sources(None, env(&[("CRS_CDS_FHIR_DEADLINE_MS", "-1")])).is_err());
-        assert!(Settings::from_sources(None, env(&[("CRS_CDS_FEEDBACK_DATABASE_URL", "mysql://x")])).is_err());
+        assert!(
+            Settings::from_sources(None, env(&[("CRS_CDS_FEEDBACK_DATABASE_URL", "mysql://x")]))
+                .is_err()
+        );
     }
 
     #[test]
     fn the_example_config_is_valid() {
         let text = include_str!("../deploy/config/base.toml");
-        Settings::from_sources(Some((Path::new("base.toml"), text)), env(&[])).expect("base.toml is valid");
+        Settings::from_sources(Some((Path::new("base.toml"), text)), env(&[]))
+            .expect("base.toml is valid");
     }
 }

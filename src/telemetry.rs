@@ -15,11 +15,16 @@ use crate::config::LogFormat;
 pub const DEFAULT_FILTER: &str = "info";
 
 /// A subscriber in `format`, filtered by `RUST_LOG` or `default_filter`, writing to `sink`.
-pub fn subscriber<W>(format: LogFormat, default_filter: &str, sink: W) -> Box<dyn Subscriber + Send + Sync>
+pub fn subscriber<W>(
+    format: LogFormat,
+    default_filter: &str,
+    sink: W,
+) -> Box<dyn Subscriber + Send + Sync>
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let registry = tracing_subscriber::registry().with(filter);
     match format {
         LogFormat::Json => Box::new(
@@ -31,11 +36,15 @@ where
                     .with_writer(sink),
             ),
         ),
-        LogFormat::Pretty => Box::new(registry.with(tracing_subscriber::fmt::layer().with_writer(sink))),
+        LogFormat::Pretty => {
+            Box::new(registry.with(tracing_subscriber::fmt::layer().with_writer(sink)))
+        }
     }
 }
 
 /// Installs `subscriber` as the global default; fails when one is already set.
-pub fn init(subscriber: Box<dyn Subscriber + Send + Sync>) -> Result<(), tracing::subscriber::SetGlobalDefaultError> {
+pub fn init(
+    subscriber: Box<dyn Subscriber + Send + Sync>,
+) -> Result<(), tracing::subscriber::SetGlobalDefaultError> {
     tracing::subscriber::set_global_default(subscriber)
 }

@@ -64,7 +64,9 @@ impl ApiError {
         match self {
             ApiError::BadRequest(RequestError::Malformed(_)) => "malformed-request",
             ApiError::BadRequest(RequestError::Missing(_)) => "missing-field",
-            ApiError::BadRequest(RequestError::Invalid { .. }) | ApiError::BadEvaluationTime => "invalid-field",
+            ApiError::BadRequest(RequestError::Invalid { .. }) | ApiError::BadEvaluationTime => {
+                "invalid-field"
+            }
             ApiError::UnknownService(_) => "unknown-service",
             ApiError::NotFound => "not-found",
             ApiError::PayloadTooLarge { .. } => "payload-too-large",
@@ -78,8 +80,12 @@ impl ApiError {
     pub fn detail(&self) -> String {
         match self {
             ApiError::BadRequest(e) => e.to_string(),
-            ApiError::BadEvaluationTime => "X-CRS-CDS-Evaluation-Time must be an RFC 3339 date-time".into(),
-            ApiError::UnknownService(id) => format!("no CDS Service with id {id:?}; see GET /cds-services"),
+            ApiError::BadEvaluationTime => {
+                "X-CRS-CDS-Evaluation-Time must be an RFC 3339 date-time".into()
+            }
+            ApiError::UnknownService(id) => {
+                format!("no CDS Service with id {id:?}; see GET /cds-services")
+            }
             ApiError::Internal(_) => "the service failed; the error was logged".into(),
             other => other.to_string(),
         }
@@ -123,6 +129,8 @@ impl ResponseError for ApiError {
         } else {
             "application/json"
         };
-        HttpResponse::build(status).content_type(content_type).body(body.to_string())
+        HttpResponse::build(status)
+            .content_type(content_type)
+            .body(body.to_string())
     }
 }

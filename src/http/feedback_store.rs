@@ -5,7 +5,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
 use crate::protocol::feedback::Feedback;
 
@@ -68,7 +70,10 @@ impl FeedbackStore {
                 // FULL: a commit is on disk before the feedback is acknowledged.
                 .synchronous(SqliteSynchronous::Full)
                 .busy_timeout(Duration::from_secs(5));
-            let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+            let pool = SqlitePoolOptions::new()
+                .max_connections(4)
+                .connect_with(options)
+                .await?;
             Ok(FeedbackStore::Sqlite(pool))
         }
     }
@@ -98,7 +103,10 @@ impl FeedbackStore {
                     f.card.clone(),
                     f.outcome.name().to_string(),
                     serde_json::to_string(&f.accepted_suggestions).unwrap_or_else(|_| "[]".into()),
-                    f.override_reason.as_ref().and_then(|r| serde_json::to_string(r).ok()).unwrap_or_default(),
+                    f.override_reason
+                        .as_ref()
+                        .and_then(|r| serde_json::to_string(r).ok())
+                        .unwrap_or_default(),
                     f.outcome_timestamp.clone(),
                 ]
             })
@@ -163,7 +171,11 @@ impl FeedbackStore {
         };
         Ok(rows
             .into_iter()
-            .map(|(service_id, card_uuid, outcome)| StoredFeedback { service_id, card_uuid, outcome })
+            .map(|(service_id, card_uuid, outcome)| StoredFeedback {
+                service_id,
+                card_uuid,
+                outcome,
+            })
             .collect())
     }
 

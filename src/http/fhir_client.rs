@@ -52,7 +52,9 @@ impl FhirError {
         match self {
             FhirError::NoServer(_) => "not-found",
             FhirError::Deadline(_) => "timeout",
-            FhirError::Status { .. } | FhirError::Transport { .. } | FhirError::Unusable { .. } => "exception",
+            FhirError::Status { .. } | FhirError::Transport { .. } | FhirError::Unusable { .. } => {
+                "exception"
+            }
         }
     }
 }
@@ -108,7 +110,11 @@ impl FhirClient {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("crs-cds/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(FhirClient { http, deadline, max_pages })
+        Ok(FhirClient {
+            http,
+            deadline,
+            max_pages,
+        })
     }
 
     /// The deadline.
@@ -125,12 +131,19 @@ impl FhirClient {
         metrics: &Metrics,
     ) -> Result<Vec<Fetched>, FhirError> {
         let base = base.trim_end_matches('/');
-        let all = try_join_all(queries.into_iter().map(|q| self.fetch_one(base, token, q, metrics)));
+        let all = try_join_all(
+            queries
+                .into_iter()
+                .map(|q| self.fetch_one(base, token, q, metrics)),
+        );
         match tokio::time::timeout(self.deadline, all).await {
             Ok(result) => result,
             Err(_) => {
                 metrics.fhir_fetch("timeout");
-                tracing::warn!(deadline_ms = self.deadline.as_millis() as u64, "FHIR fetch deadline passed");
+                tracing::warn!(
+                    deadline_ms = self.deadline.as_millis() as u64,
+                    "FHIR fetch deadline passed"
+                );
                 Err(FhirError::Deadline(self.deadline.as_millis()))
             }
         }
@@ -147,7 +160,10 @@ impl FhirClient {
         let mut url = format!("{base}/{}", query.relative_url.trim_start_matches('/'));
         let mut pages = Vec::new();
         loop {
-            let mut request = self.http.get(&url).header("Accept", "application/fhir+json");
+            let mut request = self
+                .http
+                .get(&url)
+                .header("Accept", "application/fhir+json");
             if let Some(t) = token {
                 request = request.bearer_auth(t.expose_secret());
             }
@@ -158,7 +174,10 @@ impl FhirClient {
             let status = response.status();
             if !status.is_success() {
                 metrics.fhir_fetch("http-error");
-                return Err(FhirError::Status { key, status: status.as_u16() });
+                return Err(FhirError::Status {
+                    key,
+                    status: status.as_u16(),
+                });
             }
             let body = response.text().await.map_err(|_| {
                 metrics.fhir_fetch("transport-error");
@@ -166,16 +185,25 @@ impl FhirClient {
             })?;
             let head: PageHead = serde_json::from_str(&body).map_err(|_| {
                 metrics.fhir_fetch("unusable");
-                FhirError::Unusable { key: key.clone(), reason: "not JSON" }
+                FhirError::Unusable {
+                    key: key.clone(),
+                    reason: "not JSON",
+                }
             })?;
             match head.resource_type.as_deref() {
                 None => {
                     metrics.fhir_fetch("unusable");
-                    return Err(FhirError::Unusable { key, reason: "no resourceType" });
+                    return Err(FhirError::Unusable {
+                        key,
+                        reason: "no resourceType",
+                    });
                 }
                 Some("OperationOutcome") => {
                     metrics.fhir_fetch("unusable");
-                    return Err(FhirError::Unusable { key, reason: "OperationOutcome" });
+                    return Err(FhirError::Unusable {
+                        key,
+                        reason: "OperationOutcome",
+                    });
                 }
                 Some(_) => {}
             }
@@ -191,7 +219,10 @@ impl FhirClient {
                     // The bearer token goes only to the client's own FHIR server.
                     if !next.starts_with(base) {
                         metrics.fhir_fetch("unusable");
-                        return Err(FhirError::Unusable { key, reason: "next link outside fhirServer" });
+                        return Err(FhirError::Unusable {
+                            key,
+                            reason: "next link outside fhirServer",
+                        });
                     }
                     url = next;
                 }

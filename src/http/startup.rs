@@ -60,7 +60,10 @@ impl Application {
     }
 
     /// As [`Application::build`], on an already bound listener.
-    pub async fn build_with_listener(settings: &Settings, listener: TcpListener) -> anyhow::Result<Application> {
+    pub async fn build_with_listener(
+        settings: &Settings,
+        listener: TcpListener,
+    ) -> anyhow::Result<Application> {
         let mut terminology = Terminology::embedded();
         if let Some(path) = &settings.terminology.concept_map {
             let text = std::fs::read_to_string(path)
@@ -73,7 +76,10 @@ impl Application {
         let store = FeedbackStore::connect(&settings.feedback.database_url)
             .await
             .context("connecting to the feedback database")?;
-        store.migrate().await.context("migrating the feedback database")?;
+        store
+            .migrate()
+            .await
+            .context("migrating the feedback database")?;
         let state = web::Data::new(AppState {
             terminology,
             policy: settings.grading.policy.clone(),
@@ -84,7 +90,10 @@ impl Application {
             store,
             metrics: Metrics::new().context("registering metrics")?,
         });
-        let port = listener.local_addr().context("reading the bound address")?.port();
+        let port = listener
+            .local_addr()
+            .context("reading the bound address")?
+            .port();
         let bench = settings.server.bench_endpoints;
         let app_state = state.clone();
         let server = HttpServer::new(move || {
@@ -96,8 +105,12 @@ impl Application {
             let mut app = App::new()
                 .app_data(app_state.clone())
                 .wrap_fn(|req, srv| {
-                    let metrics = req.app_data::<web::Data<AppState>>().map(|s| s.metrics.clone());
-                    let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_string());
+                    let metrics = req
+                        .app_data::<web::Data<AppState>>()
+                        .map(|s| s.metrics.clone());
+                    let route = req
+                        .match_pattern()
+                        .unwrap_or_else(|| "unmatched".to_string());
                     let start = Instant::now();
                     srv.call(req).map(move |res| {
                         if let (Some(m), Ok(r)) = (&metrics, &res) {
@@ -109,8 +122,14 @@ impl Application {
                 .wrap(cors)
                 .wrap(TracingLogger::default())
                 .route("/cds-services", web::get().to(routes::health::discovery))
-                .route("/cds-services/{id}", web::post().to(routes::service::call_service))
-                .route("/cds-services/{id}/feedback", web::post().to(routes::feedback::post_feedback))
+                .route(
+                    "/cds-services/{id}",
+                    web::post().to(routes::service::call_service),
+                )
+                .route(
+                    "/cds-services/{id}/feedback",
+                    web::post().to(routes::feedback::post_feedback),
+                )
                 .route("/healthz", web::get().to(routes::health::healthz))
                 .route("/readyz", web::get().to(routes::health::readyz))
                 .route("/metrics", web::get().to(routes::health::metrics));
@@ -122,7 +141,11 @@ impl Application {
         .listen(listener)
         .context("listening")?
         .run();
-        Ok(Application { port, server, state })
+        Ok(Application {
+            port,
+            server,
+            state,
+        })
     }
 
     /// The bound port.

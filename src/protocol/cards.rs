@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 use super::discovery::Hook;
 use super::extension::{EXTENSION_KEY, extension, format_time, number};
 use crate::domain::{
-    Assessment, DoseCheck, DoseIssue, DoseOrder, Drug, DrugClass, Evidence, FeverGate, Flag, IcansState,
-    PatientFacts, Policy, Report, Timestamp, grade_crs, grade_icans,
+    Assessment, DoseCheck, DoseIssue, DoseOrder, Drug, DrugClass, Evidence, FeverGate, Flag,
+    IcansState, PatientFacts, Policy, Report, Timestamp, grade_crs, grade_icans,
 };
 
 /// The project's code system (`fhir-profiles/CodeSystem-iec-toxicity.json`).
@@ -21,7 +21,8 @@ pub const TOPIC_SYSTEM: &str = "https://w3id.org/crs-cds/fhir/CodeSystem/card-to
 /// Override reasons offered on warning and critical order cards.
 pub const OVERRIDE_SYSTEM: &str = "https://w3id.org/crs-cds/fhir/CodeSystem/override-reason";
 /// The grade-evidence extension (`fhir-profiles/StructureDefinition-grade-evidence.json`).
-pub const GRADE_EVIDENCE_URL: &str = "https://w3id.org/crs-cds/fhir/StructureDefinition/grade-evidence";
+pub const GRADE_EVIDENCE_URL: &str =
+    "https://w3id.org/crs-cds/fhir/StructureDefinition/grade-evidence";
 /// The source label of every card.
 pub const SOURCE_LABEL: &str = "crs-cds ASTCT 2019 grading";
 /// The source URL: the ASTCT consensus paper.
@@ -173,7 +174,11 @@ pub struct CardInput<'a> {
 }
 
 /// The CRS and ICANS evidence, separately: the assessment's report mixes both.
-pub fn split_evidence(facts: &PatientFacts, now: Timestamp, policy: &Policy) -> (Vec<Evidence>, Vec<Evidence>) {
+pub fn split_evidence(
+    facts: &PatientFacts,
+    now: Timestamp,
+    policy: &Policy,
+) -> (Vec<Evidence>, Vec<Evidence>) {
     let mut crs = Report::default();
     grade_crs(facts, now, policy, &mut crs);
     let mut icans = Report::default();
@@ -182,15 +187,33 @@ pub fn split_evidence(facts: &PatientFacts, now: Timestamp, policy: &Policy) -> 
 }
 
 fn topic(code: &'static str, display: &'static str) -> Source {
-    Source { label: SOURCE_LABEL, url: SOURCE_URL, topic: Coding { system: TOPIC_SYSTEM, code, display } }
+    Source {
+        label: SOURCE_LABEL,
+        url: SOURCE_URL,
+        topic: Coding {
+            system: TOPIC_SYSTEM,
+            code,
+            display,
+        },
+    }
 }
 
 fn override_reasons() -> Vec<Coding> {
-    let r = |code, display| Coding { system: OVERRIDE_SYSTEM, code, display };
+    let r = |code, display| Coding {
+        system: OVERRIDE_SYSTEM,
+        code,
+        display,
+    };
     vec![
-        r("clinical-judgement", "Clinical judgement: benefit outweighs the risk"),
+        r(
+            "clinical-judgement",
+            "Clinical judgement: benefit outweighs the risk",
+        ),
         r("already-addressed", "Already addressed"),
-        r("data-incorrect", "The patient data shown is incorrect or out of date"),
+        r(
+            "data-incorrect",
+            "The patient data shown is incorrect or out of date",
+        ),
         r("protocol", "Per study or institutional protocol"),
     ]
 }
@@ -235,12 +258,21 @@ fn cell(s: &str) -> String {
 
 /// The grading card summary: "CRS grade 3, ICANS grade 1 (ASTCT) - day 4 after axi-cel".
 pub fn grading_summary(a: &Assessment) -> String {
-    let product = a.infusion.as_ref().and_then(|i| i.product).map(|p| p.short_name()).unwrap_or("CAR-T");
+    let product = a
+        .infusion
+        .as_ref()
+        .and_then(|i| i.product)
+        .map(|p| p.short_name())
+        .unwrap_or("CAR-T");
     let day = match a.day {
         Some(d) if d >= 0 => format!(" - day {d} after {product}"),
         _ => String::new(),
     };
-    clip_summary(format!("CRS {}, ICANS {} (ASTCT){day}", grade_text(a.crs.grade, a.crs.lower_bound), icans_text(a)))
+    clip_summary(format!(
+        "CRS {}, ICANS {} (ASTCT){day}",
+        grade_text(a.crs.grade, a.crs.lower_bound),
+        icans_text(a)
+    ))
 }
 
 fn opt_grade(g: Option<u8>) -> String {
@@ -249,7 +281,10 @@ fn opt_grade(g: Option<u8>) -> String {
 
 fn grading_detail(a: &Assessment, issues: &[String]) -> String {
     let mut d = String::new();
-    d.push_str(&format!("**CRS {}**", grade_text(a.crs.grade, a.crs.lower_bound)));
+    d.push_str(&format!(
+        "**CRS {}**",
+        grade_text(a.crs.grade, a.crs.lower_bound)
+    ));
     if a.crs.lower_bound {
         d.push_str(" (a domain could not be assessed: the grade is a lower bound)");
     }
@@ -257,23 +292,48 @@ fn grading_detail(a: &Assessment, issues: &[String]) -> String {
     let gate = match &a.crs.fever_gate {
         FeverGate::Fever(t) => format!("fever {} Cel at {}", t.value.value(), format_time(t.at)),
         FeverGate::Waived(m) => {
-            format!("fever requirement waived: {} given at {}", m.drug.key(), format_time(m.at))
+            format!(
+                "fever requirement waived: {} given at {}",
+                m.drug.key(),
+                format_time(m.at)
+            )
         }
         FeverGate::Closed(t) => format!("afebrile (maximum {} Cel): CRS grade 0", t.value.value()),
-        FeverGate::Unknown => "no temperature and no antipyretic/anticytokine therapy: fever not assessable".into(),
+        FeverGate::Unknown => {
+            "no temperature and no antipyretic/anticytokine therapy: fever not assessable".into()
+        }
     };
     d.push_str(&format!("- Fever gate: {gate}\n"));
-    let pressors: Vec<&str> = a.crs.hypotension.vasopressors.iter().map(|v| v.key()).collect();
+    let pressors: Vec<&str> = a
+        .crs
+        .hypotension
+        .vasopressors
+        .iter()
+        .map(|v| v.key())
+        .collect();
     d.push_str(&format!(
         "- Hypotension: {}{}\n",
         opt_grade(a.crs.hypotension.grade),
-        if pressors.is_empty() { String::new() } else { format!(" (vasopressors: {})", pressors.join(", ")) }
+        if pressors.is_empty() {
+            String::new()
+        } else {
+            format!(" (vasopressors: {})", pressors.join(", "))
+        }
     ));
     d.push_str(&format!(
         "- Hypoxia: {}{}{}\n\n",
         opt_grade(a.crs.hypoxia.grade),
-        a.crs.hypoxia.support.as_deref().map(|s| format!(" ({s})")).unwrap_or_default(),
-        if a.crs.hypoxia.indeterminate { " - intubated for airway protection only: indeterminate" } else { "" }
+        a.crs
+            .hypoxia
+            .support
+            .as_deref()
+            .map(|s| format!(" ({s})"))
+            .unwrap_or_default(),
+        if a.crs.hypoxia.indeterminate {
+            " - intubated for airway protection only: indeterminate"
+        } else {
+            ""
+        }
     ));
     d.push_str(&format!("**ICANS {}**\n\n", icans_text(a)));
     d.push_str(&format!(
@@ -287,7 +347,11 @@ fn grading_detail(a: &Assessment, issues: &[String]) -> String {
     if !a.flags.is_empty() {
         d.push_str(&format!(
             "Flags: {}\n\n",
-            a.flags.iter().map(|f| format!("`{}`", f.key())).collect::<Vec<_>>().join(", ")
+            a.flags
+                .iter()
+                .map(|f| format!("`{}`", f.key()))
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
     d.push_str(&evidence_section(&a.report.evidence));
@@ -305,7 +369,12 @@ fn evidence_section(evidence: &[Evidence]) -> String {
     }
     d.push_str("| Finding | Time | Resource |\n|---|---|---|\n");
     for e in evidence {
-        d.push_str(&format!("| {} | {} | {} |\n", cell(&e.finding), format_time(e.at), cell(&e.source.0)));
+        d.push_str(&format!(
+            "| {} | {} | {} |\n",
+            cell(&e.finding),
+            format_time(e.at),
+            cell(&e.source.0)
+        ));
     }
     d.push('\n');
     d
@@ -391,7 +460,14 @@ pub fn grade_observation(
     if !derived.is_empty() {
         obs["derivedFrom"] = derived.iter().map(|r| json!({ "reference": r })).collect();
     }
-    let other = dedup_refs(evidence, &["MedicationAdministration/", "MedicationRequest/", "Procedure/"]);
+    let other = dedup_refs(
+        evidence,
+        &[
+            "MedicationAdministration/",
+            "MedicationRequest/",
+            "Procedure/",
+        ],
+    );
     if !other.is_empty() {
         obs["extension"] = other
             .iter()
@@ -408,7 +484,11 @@ fn grading_card(input: &CardInput<'_>) -> Card {
         indicator = indicator.max(Indicator::Warning);
     }
     let crs_absent = "unknown";
-    let icans_absent = if a.icans.state == IcansState::NotAssessable { "not-performed" } else { "unknown" };
+    let icans_absent = if a.icans.state == IcansState::NotAssessable {
+        "not-performed"
+    } else {
+        "unknown"
+    };
     let crs_obs = grade_observation(
         "crs-grade",
         "CRS grade (ASTCT 2019)",
@@ -431,7 +511,9 @@ fn grading_card(input: &CardInput<'_>) -> Card {
         label: format!(
             "Record CRS {} and ICANS {} (preliminary)",
             grade_text(a.crs.grade, false),
-            a.icans.grade.map_or_else(|| "not assessable".to_string(), |g| format!("grade {g}"))
+            a.icans
+                .grade
+                .map_or_else(|| "not assessable".to_string(), |g| format!("grade {g}"))
         ),
         uuid: uuid(),
         is_recommended: false,
@@ -479,14 +561,20 @@ fn plain_card(
         source,
         suggestions: Vec::new(),
         selection_behavior: None,
-        override_reasons: if indicator >= Indicator::Warning { override_reasons() } else { Vec::new() },
+        override_reasons: if indicator >= Indicator::Warning {
+            override_reasons()
+        } else {
+            Vec::new()
+        },
         extension: ext(a, check),
     }
 }
 
 fn hlh_card(a: &Assessment) -> Card {
     let h = &a.hlh;
-    let mut d = String::from("CARTOX criteria: peak ferritin > 10,000 ng/mL with at least two organ criteria.\n\n");
+    let mut d = String::from(
+        "CARTOX criteria: peak ferritin > 10,000 ng/mL with at least two organ criteria.\n\n",
+    );
     d.push_str(&format!(
         "- Peak ferritin: {}\n- Liver (bilirubin/AST/ALT grade ≥ 3): {}\n- Renal (oliguria or creatinine rise grade ≥ 3): {}\n- Pulmonary edema grade ≥ 3: {}\n- Hemophagocytosis: {}\n- HScore: {} (information only; not validated after CAR-T; cut-off {})\n\n",
         h.ferritin.map_or_else(|| "not measured".to_string(), |f| format!("{f} ng/mL")),
@@ -501,7 +589,8 @@ fn hlh_card(a: &Assessment) -> Card {
     d.push_str(REFERENCES);
     plain_card(
         a,
-        "Suspected HLH/MAS after CAR-T: ferritin > 10,000 ng/mL with organ toxicity (CARTOX)".into(),
+        "Suspected HLH/MAS after CAR-T: ferritin > 10,000 ng/mL with organ toxicity (CARTOX)"
+            .into(),
         d,
         Indicator::Critical,
         topic("hlh-suspected", "Suspected HLH/MAS"),
@@ -572,7 +661,9 @@ fn data_card(a: &Assessment, issues: &[String]) -> Option<Card> {
 fn drug_name(d: Drug) -> String {
     let k = d.key();
     let mut c = k.chars();
-    c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
+    c.next()
+        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+        .unwrap_or_default()
 }
 
 fn mg(v: f64) -> String {
@@ -593,7 +684,10 @@ fn issue_text(i: DoseIssue) -> &'static str {
 /// total count are critical; other issues and an unreadable dose are warnings.
 pub fn dose_indicator(check: &DoseCheck) -> Indicator {
     let hard_stop = check.issues.iter().any(|i| {
-        matches!(i, DoseIssue::ExceedsMax | DoseIssue::Max24hReached | DoseIssue::MaxTotalReached)
+        matches!(
+            i,
+            DoseIssue::ExceedsMax | DoseIssue::Max24hReached | DoseIssue::MaxTotalReached
+        )
     });
     if check.hard && hard_stop {
         Indicator::Critical
@@ -606,17 +700,26 @@ pub fn dose_indicator(check: &DoseCheck) -> Indicator {
 
 fn dose_summary(check: &DoseCheck) -> String {
     let name = drug_name(check.drug);
-    let ordered = check.ordered_mg.map(|v| format!(" {} mg", mg(v))).unwrap_or_default();
+    let ordered = check
+        .ordered_mg
+        .map(|v| format!(" {} mg", mg(v)))
+        .unwrap_or_default();
     if check.ordered_mg.is_none() {
         return format!("{name}: the ordered dose could not be read and was not checked");
     }
     if check.issues.contains(&DoseIssue::ExceedsMax)
         && let Some(max) = check.max_allowed_mg
     {
-        return format!("{name}{ordered} exceeds the maximum of {} mg per dose", mg(max));
+        return format!(
+            "{name}{ordered} exceeds the maximum of {} mg per dose",
+            mg(max)
+        );
     }
     if check.issues.is_empty() {
-        let max = check.max_allowed_mg.map(|m| format!(" (max {} mg)", mg(m))).unwrap_or_default();
+        let max = check
+            .max_allowed_mg
+            .map(|m| format!(" (max {} mg)", mg(m)))
+            .unwrap_or_default();
         return format!("{name}{ordered}: within the dose limits{max}");
     }
     let issues: Vec<&str> = check.issues.iter().map(|i| issue_text(*i)).collect();
@@ -630,14 +733,21 @@ fn find_draft<'a>(draft_orders: Option<&'a Value>, reference: &str) -> Option<&'
     if matches(bundle) {
         return Some(bundle);
     }
-    bundle["entry"].as_array()?.iter().map(|e| &e["resource"]).find(|r| matches(r))
+    bundle["entry"]
+        .as_array()?
+        .iter()
+        .map(|e| &e["resource"])
+        .find(|r| matches(r))
 }
 
 /// The draft order with its dose replaced by `max_mg` (the update suggestion).
 pub fn corrected_order(draft: &Value, max_mg: f64) -> Value {
     let mut order = draft.clone();
     let quantity = json!({ "value": number(max_mg), "unit": "mg", "system": "http://unitsofmeasure.org", "code": "mg" });
-    match order.get_mut("dosageInstruction").and_then(Value::as_array_mut) {
+    match order
+        .get_mut("dosageInstruction")
+        .and_then(Value::as_array_mut)
+    {
         Some(list) if !list.is_empty() => {
             let first = &mut list[0];
             match first.get_mut("doseAndRate").and_then(Value::as_array_mut) {
@@ -645,7 +755,9 @@ pub fn corrected_order(draft: &Value, max_mg: f64) -> Value {
                 _ => first["doseAndRate"] = json!([{ "doseQuantity": quantity }]),
             }
         }
-        _ => order["dosageInstruction"] = json!([{ "doseAndRate": [{ "doseQuantity": quantity }] }]),
+        _ => {
+            order["dosageInstruction"] = json!([{ "doseAndRate": [{ "doseQuantity": quantity }] }])
+        }
     }
     order
 }
@@ -653,11 +765,19 @@ pub fn corrected_order(draft: &Value, max_mg: f64) -> Value {
 fn dose_card(input: &CardInput<'_>, check: &DoseCheck) -> Card {
     let a = input.assessment;
     let indicator = dose_indicator(check);
-    let mut d = format!("Order {} ({}).\n\n", cell(&check.source.0), drug_name(check.drug));
+    let mut d = format!(
+        "Order {} ({}).\n\n",
+        cell(&check.source.0),
+        drug_name(check.drug)
+    );
     d.push_str(&format!(
         "- Ordered: {}\n- Maximum allowed per dose: {}\n",
-        check.ordered_mg.map_or_else(|| "unreadable".to_string(), |v| format!("{} mg", mg(v))),
-        check.max_allowed_mg.map_or_else(|| "not determined".to_string(), |v| format!("{} mg", mg(v)))
+        check
+            .ordered_mg
+            .map_or_else(|| "unreadable".to_string(), |v| format!("{} mg", mg(v))),
+        check
+            .max_allowed_mg
+            .map_or_else(|| "not determined".to_string(), |v| format!("{} mg", mg(v)))
     ));
     if let Some(w) = &a.weight {
         d.push_str(&format!(
@@ -667,7 +787,14 @@ fn dose_card(input: &CardInput<'_>, check: &DoseCheck) -> Card {
             cell(&w.source.0)
         ));
     }
-    d.push_str(&format!("- Rule: {}\n", if check.hard { "hard limit (tocilizumab label, ASCO)" } else { "soft ceiling (warning only)" }));
+    d.push_str(&format!(
+        "- Rule: {}\n",
+        if check.hard {
+            "hard limit (tocilizumab label, ASCO)"
+        } else {
+            "soft ceiling (warning only)"
+        }
+    ));
     for i in &check.issues {
         d.push_str(&format!("- Issue: {}\n", issue_text(*i)));
     }
@@ -697,7 +824,11 @@ fn dose_card(input: &CardInput<'_>, check: &DoseCheck) -> Card {
             is_recommended: true,
             actions: vec![Action {
                 kind: "update",
-                description: format!("Set the dose of {} to the maximum of {} mg", check.source.0, mg(max)),
+                description: format!(
+                    "Set the dose of {} to the maximum of {} mg",
+                    check.source.0,
+                    mg(max)
+                ),
                 resource: Some(corrected_order(draft, max)),
                 resource_id: None,
             }],
@@ -739,7 +870,11 @@ fn tocilizumab_with_icans_card(input: &CardInput<'_>, order: &DoseOrder) -> Card
     );
     let mut card = plain_card(
         a,
-        format!("Tocilizumab with ICANS {} and CRS {}: prefer dexamethasone", icans_text(a), grade_text(a.crs.grade, a.crs.lower_bound)),
+        format!(
+            "Tocilizumab with ICANS {} and CRS {}: prefer dexamethasone",
+            icans_text(a),
+            grade_text(a.crs.grade, a.crs.lower_bound)
+        ),
         d,
         Indicator::Warning,
         topic("tocilizumab-with-icans", "Tocilizumab with ICANS"),
@@ -796,7 +931,12 @@ pub fn cards(input: &CardInput<'_>) -> Vec<Card> {
                     out.push(tocilizumab_with_icans_card(input, order));
                 }
             }
-            if a.flags.contains(&Flag::GmCsfAvoid) && input.orders.iter().any(|o| o.drug.class() == DrugClass::GmCsf) {
+            if a.flags.contains(&Flag::GmCsfAvoid)
+                && input
+                    .orders
+                    .iter()
+                    .any(|o| o.drug.class() == DrugClass::GmCsf)
+            {
                 out.push(gm_csf_card(a, true));
             }
         }

@@ -29,7 +29,9 @@ impl Hook {
 
     /// The hook for a wire name.
     pub fn from_name(name: &str) -> Option<Hook> {
-        [Hook::PatientView, Hook::OrderSelect, Hook::OrderSign].into_iter().find(|h| h.name() == name)
+        [Hook::PatientView, Hook::OrderSelect, Hook::OrderSign]
+            .into_iter()
+            .find(|h| h.name() == name)
     }
 
     /// Whether the hook carries `context.draftOrders`.
@@ -76,7 +78,10 @@ pub fn services() -> &'static [ServiceDefinition] {
     SERVICES.get_or_init(|| {
         SOURCES
             .iter()
-            .map(|s| serde_json::from_str(s).expect("hooks/*.json are valid service definitions (checked by a test)"))
+            .map(|s| {
+                serde_json::from_str(s)
+                    .expect("hooks/*.json are valid service definitions (checked by a test)")
+            })
             .collect()
     })
 }
@@ -112,11 +117,22 @@ mod tests {
         let s = services();
         assert_eq!(s.len(), 3);
         let hooks: Vec<Hook> = s.iter().map(|d| d.hook()).collect();
-        assert_eq!(hooks, [Hook::PatientView, Hook::OrderSelect, Hook::OrderSign]);
+        assert_eq!(
+            hooks,
+            [Hook::PatientView, Hook::OrderSelect, Hook::OrderSign]
+        );
         for d in s {
             assert_eq!(
                 d.prefetch.keys().map(String::as_str).collect::<Vec<_>>(),
-                ["labs", "medicationAdministrations", "medicationRequests", "neuro", "patient", "procedures", "vitals"]
+                [
+                    "labs",
+                    "medicationAdministrations",
+                    "medicationRequests",
+                    "neuro",
+                    "patient",
+                    "procedures",
+                    "vitals"
+                ]
             );
         }
     }

@@ -21,7 +21,11 @@ pub fn format_time(t: Timestamp) -> String {
 
 pub(crate) fn number(v: f64) -> Value {
     // Whole numbers print without a fraction ("800", not "800.0").
-    if v.fract() == 0.0 && v.abs() < 1e15 { json!(v as i64) } else { json!((v * 1000.0).round() / 1000.0) }
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        json!(v as i64)
+    } else {
+        json!((v * 1000.0).round() / 1000.0)
+    }
 }
 
 /// The `doseCheck` object of an order card.

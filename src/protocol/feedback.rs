@@ -89,34 +89,60 @@ pub struct Feedback {
 }
 
 fn invalid(field: &'static str, i: usize, message: &str) -> RequestError {
-    RequestError::Invalid { field, message: format!("feedback[{i}]: {message}") }
+    RequestError::Invalid {
+        field,
+        message: format!("feedback[{i}]: {message}"),
+    }
 }
 
 /// Parses and validates a feedback body.
 pub fn parse_feedback(body: &[u8]) -> Result<Vec<Feedback>, RequestError> {
-    let raw: RawFeedbackRequest = serde_json::from_slice(body).map_err(|e| RequestError::Malformed(e.to_string()))?;
+    let raw: RawFeedbackRequest =
+        serde_json::from_slice(body).map_err(|e| RequestError::Malformed(e.to_string()))?;
     let entries = raw.feedback.ok_or(RequestError::Missing("feedback"))?;
     if entries.is_empty() {
-        return Err(RequestError::Invalid { field: "feedback", message: "must not be empty".into() });
+        return Err(RequestError::Invalid {
+            field: "feedback",
+            message: "must not be empty".into(),
+        });
     }
     entries
         .into_iter()
         .enumerate()
         .map(|(i, f)| {
-            let card = f.card.filter(|c| !c.trim().is_empty()).ok_or_else(|| invalid("card", i, "required"))?;
+            let card = f
+                .card
+                .filter(|c| !c.trim().is_empty())
+                .ok_or_else(|| invalid("card", i, "required"))?;
             let outcome = match f.outcome.as_deref() {
                 Some("accepted") => Outcome::Accepted,
                 Some("overridden") => Outcome::Overridden,
-                Some(other) => return Err(invalid("outcome", i, &format!("{other:?} is not accepted|overridden"))),
+                Some(other) => {
+                    return Err(invalid(
+                        "outcome",
+                        i,
+                        &format!("{other:?} is not accepted|overridden"),
+                    ));
+                }
                 None => return Err(invalid("outcome", i, "required")),
             };
             let accepted_suggestions = f.accepted_suggestions.unwrap_or_default();
             if outcome == Outcome::Accepted && accepted_suggestions.is_empty() {
-                return Err(invalid("acceptedSuggestions", i, "required for accepted outcomes"));
+                return Err(invalid(
+                    "acceptedSuggestions",
+                    i,
+                    "required for accepted outcomes",
+                ));
             }
-            let ts = f.outcome_timestamp.ok_or_else(|| invalid("outcomeTimestamp", i, "required"))?;
+            let ts = f
+                .outcome_timestamp
+                .ok_or_else(|| invalid("outcomeTimestamp", i, "required"))?;
             if chrono::DateTime::parse_from_rfc3339(&ts).is_err() {
-                return Err(invalid("outcomeTimestamp", i, "must be an RFC 3339 date-time"));
+                return Err(invalid(
+                    "outcomeTimestamp",
+                    i,
+                    "must be an RFC 3339 date-time",
+                ));
             }
             Ok(Feedback {
                 card,
@@ -138,7 +164,12 @@ mod tests {
         let a = parse_feedback(br#"{"feedback":[{"card":"4e0a","outcome":"accepted","acceptedSuggestions":[{"id":"e56e"}],"outcomeTimestamp":"2021-12-11T10:05:31Z"}]}"#).expect("valid");
         assert_eq!(a[0].outcome, Outcome::Accepted);
         let o = parse_feedback(br#"{"feedback":[{"card":"9368","outcome":"overridden","overrideReason":{"reason":{"code":"d7ecf885","system":"https://example.com"},"userComment":"c"},"outcomeTimestamp":"2020-12-11T00:00:00Z"}]}"#).expect("valid");
-        assert_eq!(o[0].override_reason.as_ref().and_then(|r| r.user_comment.as_deref()), Some("c"));
+        assert_eq!(
+            o[0].override_reason
+                .as_ref()
+                .and_then(|r| r.user_comment.as_deref()),
+            Some("c")
+        );
     }
 
     #[test]

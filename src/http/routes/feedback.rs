@@ -17,7 +17,8 @@ pub async fn post_feedback(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let service = discovery::service(&path).ok_or_else(|| ApiError::UnknownService(path.to_string()))?;
+    let service =
+        discovery::service(&path).ok_or_else(|| ApiError::UnknownService(path.to_string()))?;
     let body = read_body(&req, payload, state.max_body_bytes).await?;
     let entries = parse_feedback(&body)?;
     state

@@ -29,13 +29,20 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
 
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let text = state.metrics.render().map_err(|e| ApiError::Internal(format!("metrics: {e}")))?;
-    Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(text))
+    let text = state
+        .metrics
+        .render()
+        .map_err(|e| ApiError::Internal(format!("metrics: {e}")))?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(text))
 }
 
 /// `GET /bench/ceiling`: a fixed small answer, to measure the HTTP stack alone.
 pub async fn ceiling() -> HttpResponse {
-    HttpResponse::Ok().content_type("application/json").body(r#"{"cards":[]}"#)
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(r#"{"cards":[]}"#)
 }
 
 /// Any other route.

@@ -12,7 +12,11 @@ use super::error::ApiError;
 
 /// Reads a request body up to `limit` bytes (413 beyond), so every body error comes
 /// back in the service's JSON error shape.
-pub async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, ApiError> {
+pub async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<Vec<u8>, ApiError> {
     let declared = req
         .headers()
         .get(actix_web::http::header::CONTENT_LENGTH)

@@ -24,7 +24,8 @@ fn evaluation_time(req: &HttpRequest, state: &AppState) -> Result<Timestamp, Api
         && let Some(v) = req.headers().get(EVALUATION_TIME_HEADER)
     {
         let text = v.to_str().map_err(|_| ApiError::BadEvaluationTime)?;
-        let t = chrono::DateTime::parse_from_rfc3339(text.trim()).map_err(|_| ApiError::BadEvaluationTime)?;
+        let t = chrono::DateTime::parse_from_rfc3339(text.trim())
+            .map_err(|_| ApiError::BadEvaluationTime)?;
         return Ok(Timestamp(t.timestamp_millis()));
     }
     Ok(Timestamp(chrono::Utc::now().timestamp_millis()))
@@ -32,7 +33,11 @@ fn evaluation_time(req: &HttpRequest, state: &AppState) -> Result<Timestamp, Api
 
 /// A hookInstance is a UUID by the spec; anything else is not echoed into logs.
 fn loggable_instance(s: &str) -> &str {
-    if s.len() <= 64 && s.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') { s } else { "[not a uuid]" }
+    if s.len() <= 64 && s.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+        s
+    } else {
+        "[not a uuid]"
+    }
 }
 
 /// Prefetched documents plus whatever had to be fetched from `fhirServer`.
@@ -49,9 +54,14 @@ async fn gather<'r>(
             // CDS Hooks 2.0.1: `null` means the client has no data for this key.
             Prefetched::Null => {}
             Prefetched::Missing => {
-                let relative_url = fill_template(template, &request.patient_id)
-                    .ok_or_else(|| ApiError::Internal(format!("prefetch template {key} has an unknown token")))?;
-                queries.push(Query { key: key.clone(), relative_url });
+                let relative_url =
+                    fill_template(template, &request.patient_id).ok_or_else(|| {
+                        ApiError::Internal(format!("prefetch template {key} has an unknown token"))
+                    })?;
+                queries.push(Query {
+                    key: key.clone(),
+                    relative_url,
+                });
             }
         }
     }
@@ -62,8 +72,15 @@ async fn gather<'r>(
         let keys: Vec<&str> = queries.iter().map(|q| q.key.as_str()).collect();
         return Err(FhirError::NoServer(keys.join(", ")).into());
     };
-    let token = request.raw.fhir_authorization.as_ref().map(|a| &a.access_token);
-    let fetched = state.fhir.fetch_all(server, token, queries, &state.metrics).await?;
+    let token = request
+        .raw
+        .fhir_authorization
+        .as_ref()
+        .map(|a| &a.access_token);
+    let fetched = state
+        .fhir
+        .fetch_all(server, token, queries, &state.metrics)
+        .await?;
     for f in fetched {
         for page in f.pages {
             documents.push((f.key.clone(), Cow::Owned(page)));
@@ -84,7 +101,8 @@ pub async fn call_service(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let service = discovery::service(&path).ok_or_else(|| ApiError::UnknownService(path.to_string()))?;
+    let service =
+        discovery::service(&path).ok_or_else(|| ApiError::UnknownService(path.to_string()))?;
     let span = tracing::Span::current();
     span.record("service", service.id.as_str());
     let body = read_body(&req, payload, state.max_body_bytes).await?;
@@ -99,19 +117,38 @@ pub async fn call_service(
     let now = evaluation_time(&req, &state)?;
 
     let gathered = gather(&request, service, &state).await?;
-    let documents: Vec<Document<'_>> =
-        gathered.iter().map(|(origin, json)| Document { origin: origin.as_str(), json: json.as_ref() }).collect();
-    let draft = request.draft_orders().map(|json| Document { origin: "draftOrders", json });
-    let mapped = adapter::map_documents(&documents, draft, request.selections(), now, &state.terminology);
+    let documents: Vec<Document<'_>> = gathered
+        .iter()
+        .map(|(origin, json)| Document {
+            origin: origin.as_str(),
+            json: json.as_ref(),
+        })
+        .collect();
+    let draft = request.draft_orders().map(|json| Document {
+        origin: "draftOrders",
+        json,
+    });
+    let mapped = adapter::map_documents(
+        &documents,
+        draft,
+        request.selections(),
+        now,
+        &state.terminology,
+    );
 
     let response = if !mapped.has_infusion() {
         CdsResponse::default()
     } else {
         let assessment = domain::assess(&mapped.facts, &mapped.orders, now, &state.policy);
         let (crs_evidence, icans_evidence) = split_evidence(&mapped.facts, now, &state.policy);
-        let issues: Vec<String> = mapped.issues.iter().map(|i| format!("{}: {}", i.location, i.message)).collect();
-        let draft_orders: Option<serde_json::Value> =
-            request.draft_orders().and_then(|j| serde_json::from_str(j).ok());
+        let issues: Vec<String> = mapped
+            .issues
+            .iter()
+            .map(|i| format!("{}: {}", i.location, i.message))
+            .collect();
+        let draft_orders: Option<serde_json::Value> = request
+            .draft_orders()
+            .and_then(|j| serde_json::from_str(j).ok());
         let input = CardInput {
             hook: request.hook,
             patient_id: &request.patient_id,
@@ -122,7 +159,9 @@ pub async fn call_service(
             data_issues: &issues,
             draft_orders: draft_orders.as_ref(),
         };
-        CdsResponse { cards: cards(&input) }
+        CdsResponse {
+            cards: cards(&input),
+        }
     };
     for c in &response.cards {
         state.metrics.card(c.indicator.name());

@@ -2,8 +2,8 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::domain::{
-    CarTProduct, Celsius, DoseAmount, DrugExposure, Fact, IceScore, Infusion, Kg, LitersPerMinute, NeuroScore,
-    OxygenDevice, PatientFacts, Policy, Source, Systolic, Timestamp, assess,
+    CarTProduct, Celsius, DoseAmount, DrugExposure, Fact, IceScore, Infusion, Kg, LitersPerMinute,
+    NeuroScore, OxygenDevice, PatientFacts, Policy, Source, Systolic, Timestamp, assess,
 };
 
 const HOUR: i64 = 3_600_000;
@@ -22,7 +22,11 @@ fn infused(days_ago: i64) -> PatientFacts {
             product: Some(CarTProduct::AxicabtageneCiloleucel),
             source: Source("Procedure/infusion".into()),
         }),
-        weights: vec![Fact::new(Kg::new(80.0).expect("valid"), at(30), "Observation/w1")],
+        weights: vec![Fact::new(
+            Kg::new(80.0).expect("valid"),
+            at(30),
+            "Observation/w1",
+        )],
         ..PatientFacts::default()
     }
 }
@@ -31,21 +35,47 @@ fn infused(days_ago: i64) -> PatientFacts {
 /// grade 2), ICE 8 (ICANS grade 1), day 4 after axi-cel.
 fn crs3_icans1() -> PatientFacts {
     let mut f = infused(4);
-    f.temperatures.push(Fact::new(Celsius::new(39.2).expect("valid"), at(2), "Observation/t1"));
-    f.systolic.push(Fact::new(Systolic::new(82.0).expect("valid"), at(2), "Observation/bp1"));
+    f.temperatures.push(Fact::new(
+        Celsius::new(39.2).expect("valid"),
+        at(2),
+        "Observation/t1",
+    ));
+    f.systolic.push(Fact::new(
+        Systolic::new(82.0).expect("valid"),
+        at(2),
+        "Observation/bp1",
+    ));
     f.vasoactive.push(DrugExposure {
         drug: Drug::Norepinephrine,
         start: at(3),
         end: None,
         source: Source("MedicationAdministration/ne1".into()),
     });
-    f.oxygen_devices.push(Fact::new(OxygenDevice::NasalCannula, at(1), "Observation/o2dev"));
-    f.oxygen_flows.push(Fact::new(LitersPerMinute::new(3.0).expect("valid"), at(1), "Observation/o2flow"));
-    f.neuro_scores.push(Fact::new(NeuroScore::Ice(IceScore::from_total(8).expect("valid")), at(1), "Observation/ice1"));
+    f.oxygen_devices.push(Fact::new(
+        OxygenDevice::NasalCannula,
+        at(1),
+        "Observation/o2dev",
+    ));
+    f.oxygen_flows.push(Fact::new(
+        LitersPerMinute::new(3.0).expect("valid"),
+        at(1),
+        "Observation/o2flow",
+    ));
+    f.neuro_scores.push(Fact::new(
+        NeuroScore::Ice(IceScore::from_total(8).expect("valid")),
+        at(1),
+        "Observation/ice1",
+    ));
     f
 }
 
-fn render(hook: Hook, facts: &PatientFacts, orders: &[DoseOrder], draft: Option<&Value>, issues: &[String]) -> Vec<Value> {
+fn render(
+    hook: Hook,
+    facts: &PatientFacts,
+    orders: &[DoseOrder],
+    draft: Option<&Value>,
+    issues: &[String],
+) -> Vec<Value> {
     let policy = Policy::default();
     let a = assess(facts, orders, NOW, &policy);
     let (crs_ev, icans_ev) = split_evidence(facts, NOW, &policy);
@@ -59,7 +89,10 @@ fn render(hook: Hook, facts: &PatientFacts, orders: &[DoseOrder], draft: Option<
         data_issues: issues,
         draft_orders: draft,
     };
-    cards(&input).iter().map(|c| serde_json::to_value(c).expect("cards serialize")).collect()
+    cards(&input)
+        .iter()
+        .map(|c| serde_json::to_value(c).expect("cards serialize"))
+        .collect()
 }
 
 fn assert_common(card: &Value) {
@@ -67,13 +100,20 @@ fn assert_common(card: &Value) {
     assert!(uuid::Uuid::parse_str(uuid).is_ok(), "{uuid}");
     let summary = card["summary"].as_str().expect("summary");
     assert!(summary.chars().count() < 140, "{summary}");
-    assert!(["info", "warning", "critical"].contains(&card["indicator"].as_str().expect("indicator")));
+    assert!(
+        ["info", "warning", "critical"].contains(&card["indicator"].as_str().expect("indicator"))
+    );
     assert_eq!(card["source"]["label"], SOURCE_LABEL);
     assert_eq!(card["source"]["url"], SOURCE_URL);
     assert_eq!(card["source"]["topic"]["system"], TOPIC_SYSTEM);
     assert!(card["source"]["topic"]["code"].is_string());
     assert!(card["source"]["topic"]["display"].is_string());
-    assert!(card["detail"].as_str().expect("detail").contains("doi:10.1016/j.bbmt.2018.12.758"));
+    assert!(
+        card["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("doi:10.1016/j.bbmt.2018.12.758")
+    );
     let ext = &card["extension"]["org.crs-cds"];
     for key in ["crsGrade", "icansGrade", "flags", "evidence", "missing"] {
         assert!(ext.get(key).is_some(), "extension lacks {key}");
@@ -98,16 +138,32 @@ fn a_crs3_icans1_patient_gets_a_critical_grading_card_with_the_grades_in_the_sum
     let cards = render(Hook::PatientView, &crs3_icans1(), &[], None, &[]);
     let card = &cards[0];
     assert_common(card);
-    assert_eq!(card["summary"], "CRS grade 3, ICANS grade 1 (ASTCT) - day 4 after axi-cel");
+    assert_eq!(
+        card["summary"],
+        "CRS grade 3, ICANS grade 1 (ASTCT) - day 4 after axi-cel"
+    );
     assert_eq!(card["indicator"], "critical");
     assert_eq!(card["source"]["topic"]["code"], "crs-icans-grade");
     let ext = &card["extension"]["org.crs-cds"];
     assert_eq!(ext["crsGrade"], 3);
     assert_eq!(ext["icansGrade"], 1);
-    assert!(ext["flags"].as_array().expect("flags").contains(&json!("steroids-indicated")));
+    assert!(
+        ext["flags"]
+            .as_array()
+            .expect("flags")
+            .contains(&json!("steroids-indicated"))
+    );
     assert!(ext.get("doseCheck").is_none());
     let detail = card["detail"].as_str().expect("detail");
-    for needle in ["### Evidence", "Observation/t1", "### Recommended actions", "_(ASCO)_", "### References", "ASCO guideline", "CARTOX"] {
+    for needle in [
+        "### Evidence",
+        "Observation/t1",
+        "### Recommended actions",
+        "_(ASCO)_",
+        "### References",
+        "ASCO guideline",
+        "CARTOX",
+    ] {
         assert!(detail.contains(needle), "detail lacks {needle}:\n{detail}");
     }
     assert!(card.get("overrideReasons").is_none());
@@ -123,7 +179,10 @@ fn the_grading_suggestion_creates_profiled_grade_observations() {
     let crs = &actions[0]["resource"];
     assert_eq!(actions[0]["type"], "create");
     assert_eq!(crs["resourceType"], "Observation");
-    assert_eq!(crs["meta"]["profile"][0], "https://w3id.org/crs-cds/fhir/StructureDefinition/crs-grade");
+    assert_eq!(
+        crs["meta"]["profile"][0],
+        "https://w3id.org/crs-cds/fhir/StructureDefinition/crs-grade"
+    );
     assert_eq!(crs["status"], "preliminary");
     assert_eq!(crs["category"][0]["coding"][0]["code"], "exam");
     assert_eq!(crs["code"]["coding"][0]["system"], IEC);
@@ -132,13 +191,24 @@ fn the_grading_suggestion_creates_profiled_grade_observations() {
     assert_eq!(crs["effectiveDateTime"], "2026-03-10T12:00:00Z");
     assert_eq!(crs["valueInteger"], 3);
     assert!(crs.get("dataAbsentReason").is_none());
-    let derived: Vec<&str> = crs["derivedFrom"].as_array().expect("derivedFrom").iter().filter_map(|r| r["reference"].as_str()).collect();
+    let derived: Vec<&str> = crs["derivedFrom"]
+        .as_array()
+        .expect("derivedFrom")
+        .iter()
+        .filter_map(|r| r["reference"].as_str())
+        .collect();
     assert!(derived.contains(&"Observation/t1"), "{derived:?}");
     assert!(derived.iter().all(|r| r.starts_with("Observation/")));
-    assert!(!derived.contains(&"Observation/ice1"), "ICANS evidence stays off the CRS grade");
+    assert!(
+        !derived.contains(&"Observation/ice1"),
+        "ICANS evidence stays off the CRS grade"
+    );
     let ext = crs["extension"].as_array().expect("grade-evidence");
     assert_eq!(ext[0]["url"], GRADE_EVIDENCE_URL);
-    assert_eq!(ext[0]["valueReference"]["reference"], "MedicationAdministration/ne1");
+    assert_eq!(
+        ext[0]["valueReference"]["reference"],
+        "MedicationAdministration/ne1"
+    );
     let icans = &actions[1]["resource"];
     assert_eq!(icans["code"]["coding"][0]["code"], "icans-grade");
     assert_eq!(icans["valueInteger"], 1);
@@ -147,29 +217,59 @@ fn the_grading_suggestion_creates_profiled_grade_observations() {
 
 #[test]
 fn a_patient_without_findings_gets_an_info_card_with_data_absent_grades_and_a_data_card() {
-    let cards = render(Hook::PatientView, &infused(1), &[], None, &["vitals: Observation/x: unknown unit 'degK'".into()]);
+    let cards = render(
+        Hook::PatientView,
+        &infused(1),
+        &[],
+        None,
+        &["vitals: Observation/x: unknown unit 'degK'".into()],
+    );
     assert_eq!(cards.len(), 2);
     let card = &cards[0];
     assert_common(card);
     assert_eq!(card["indicator"], "info");
-    assert_eq!(card["summary"], "CRS not assessable, ICANS not assessed (ASTCT) - day 1 after axi-cel");
+    assert_eq!(
+        card["summary"],
+        "CRS not assessable, ICANS not assessed (ASTCT) - day 1 after axi-cel"
+    );
     let crs = &card["suggestions"][0]["actions"][0]["resource"];
     assert!(crs.get("valueInteger").is_none());
     assert_eq!(crs["dataAbsentReason"]["coding"][0]["code"], "unknown");
-    assert!(card["detail"].as_str().unwrap_or_default().contains("no temperature in the last 24 h"));
+    assert!(
+        card["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no temperature in the last 24 h")
+    );
     let data = &cards[1];
     assert_common(data);
     assert_eq!(data["source"]["topic"]["code"], "data-quality");
-    assert!(data["detail"].as_str().unwrap_or_default().contains("unknown unit 'degK'"));
+    assert!(
+        data["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("unknown unit 'degK'")
+    );
 }
 
 #[test]
 fn grade_0_is_still_reported() {
     let mut f = infused(2);
-    f.temperatures.push(Fact::new(Celsius::new(36.8).expect("valid"), at(1), "Observation/t0"));
-    f.neuro_scores.push(Fact::new(NeuroScore::Ice(IceScore::from_total(10).expect("valid")), at(1), "Observation/ice0"));
+    f.temperatures.push(Fact::new(
+        Celsius::new(36.8).expect("valid"),
+        at(1),
+        "Observation/t0",
+    ));
+    f.neuro_scores.push(Fact::new(
+        NeuroScore::Ice(IceScore::from_total(10).expect("valid")),
+        at(1),
+        "Observation/ice0",
+    ));
     let cards = render(Hook::PatientView, &f, &[], None, &[]);
-    assert_eq!(cards[0]["summary"], "CRS grade 0, ICANS grade 0 (ASTCT) - day 2 after axi-cel");
+    assert_eq!(
+        cards[0]["summary"],
+        "CRS grade 0, ICANS grade 0 (ASTCT) - day 2 after axi-cel"
+    );
     assert_eq!(cards[0]["indicator"], "info");
     assert_eq!(cards[0]["extension"]["org.crs-cds"]["crsGrade"], 0);
 }
@@ -177,7 +277,10 @@ fn grade_0_is_still_reported() {
 #[test]
 fn steroids_indicated_adds_an_antifungal_card() {
     let cards = render(Hook::PatientView, &crs3_icans1(), &[], None, &[]);
-    let codes: Vec<&str> = cards.iter().filter_map(|c| c["source"]["topic"]["code"].as_str()).collect();
+    let codes: Vec<&str> = cards
+        .iter()
+        .filter_map(|c| c["source"]["topic"]["code"].as_str())
+        .collect();
     assert!(codes.contains(&"antifungal-prophylaxis"), "{codes:?}");
     for c in &cards {
         assert_common(c);
@@ -206,32 +309,60 @@ fn draft_bundle() -> Value {
 #[test]
 fn a_tocilizumab_dose_over_the_maximum_is_critical_with_a_corrected_dose_suggestion() {
     let draft = draft_bundle();
-    let cards = render(Hook::OrderSign, &crs3_icans1(), &[toci(900.0)], Some(&draft), &[]);
+    let cards = render(
+        Hook::OrderSign,
+        &crs3_icans1(),
+        &[toci(900.0)],
+        Some(&draft),
+        &[],
+    );
     let card = &cards[0];
     assert_common(card);
     assert_eq!(card["indicator"], "critical");
-    assert_eq!(card["summary"], "Tocilizumab 900 mg exceeds the maximum of 640 mg per dose");
+    assert_eq!(
+        card["summary"],
+        "Tocilizumab 900 mg exceeds the maximum of 640 mg per dose"
+    );
     assert_eq!(card["source"]["topic"]["code"], "dose-check");
     assert_eq!(
         card["extension"]["org.crs-cds"]["doseCheck"],
         json!({"drug": "tocilizumab", "orderedMg": 900, "maxAllowedMg": 640, "issues": ["exceeds-max"]})
     );
-    assert!(card["overrideReasons"].as_array().is_some_and(|r| !r.is_empty()));
+    assert!(
+        card["overrideReasons"]
+            .as_array()
+            .is_some_and(|r| !r.is_empty())
+    );
     assert_eq!(card["selectionBehavior"], "at-most-one");
     let action = &card["suggestions"][0]["actions"][0];
     assert_eq!(action["type"], "update");
     assert_eq!(action["resource"]["id"], "toci1");
-    assert_eq!(action["resource"]["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"], 640);
-    assert_eq!(action["resource"]["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["code"], "mg");
+    assert_eq!(
+        action["resource"]["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"],
+        640
+    );
+    assert_eq!(
+        action["resource"]["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["code"],
+        "mg"
+    );
 }
 
 #[test]
 fn a_tocilizumab_dose_within_limits_is_info_without_override_reasons() {
-    let cards = render(Hook::OrderSelect, &crs3_icans1(), &[toci(640.0)], Some(&draft_bundle()), &[]);
+    let cards = render(
+        Hook::OrderSelect,
+        &crs3_icans1(),
+        &[toci(640.0)],
+        Some(&draft_bundle()),
+        &[],
+    );
     assert_eq!(cards.len(), 1);
     assert_common(&cards[0]);
     assert_eq!(cards[0]["indicator"], "info");
-    assert_eq!(cards[0]["summary"], "Tocilizumab 640 mg: within the dose limits (max 640 mg)");
+    assert_eq!(
+        cards[0]["summary"],
+        "Tocilizumab 640 mg: within the dose limits (max 640 mg)"
+    );
     assert!(cards[0].get("overrideReasons").is_none());
     assert!(cards[0].get("suggestions").is_none());
 }
@@ -239,17 +370,38 @@ fn a_tocilizumab_dose_within_limits_is_info_without_override_reasons() {
 #[test]
 fn tocilizumab_with_icans_and_no_crs_suggests_dexamethasone_instead() {
     let mut f = infused(5);
-    f.temperatures.push(Fact::new(Celsius::new(37.0).expect("valid"), at(1), "Observation/t0"));
-    f.neuro_scores.push(Fact::new(NeuroScore::Ice(IceScore::from_total(5).expect("valid")), at(1), "Observation/ice2"));
-    let cards = render(Hook::OrderSign, &f, &[toci(640.0)], Some(&draft_bundle()), &[]);
+    f.temperatures.push(Fact::new(
+        Celsius::new(37.0).expect("valid"),
+        at(1),
+        "Observation/t0",
+    ));
+    f.neuro_scores.push(Fact::new(
+        NeuroScore::Ice(IceScore::from_total(5).expect("valid")),
+        at(1),
+        "Observation/ice2",
+    ));
+    let cards = render(
+        Hook::OrderSign,
+        &f,
+        &[toci(640.0)],
+        Some(&draft_bundle()),
+        &[],
+    );
     let card = cards
         .iter()
         .find(|c| c["source"]["topic"]["code"] == "tocilizumab-with-icans")
         .expect("a tocilizumab-with-icans card");
     assert_common(card);
     assert_eq!(card["indicator"], "warning");
-    assert!(card["extension"]["org.crs-cds"]["flags"].as_array().expect("flags").contains(&json!("tocilizumab-with-icans")));
-    let actions = card["suggestions"][0]["actions"].as_array().expect("actions");
+    assert!(
+        card["extension"]["org.crs-cds"]["flags"]
+            .as_array()
+            .expect("flags")
+            .contains(&json!("tocilizumab-with-icans"))
+    );
+    let actions = card["suggestions"][0]["actions"]
+        .as_array()
+        .expect("actions");
     assert_eq!(actions[0]["type"], "delete");
     assert_eq!(actions[0]["resourceId"], "MedicationRequest/toci1");
     let dex = &actions[1]["resource"];
@@ -257,9 +409,18 @@ fn tocilizumab_with_icans_and_no_crs_suggests_dexamethasone_instead() {
     assert_eq!(dex["resourceType"], "MedicationRequest");
     assert_eq!(dex["status"], "draft");
     assert_eq!(dex["intent"], "order");
-    assert_eq!(dex["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"], 10);
-    assert_eq!(dex["dosageInstruction"][0]["route"]["coding"][0]["code"], "47625008");
-    assert_eq!(dex["dosageInstruction"][0]["timing"]["repeat"], json!({"frequency": 1, "period": 6, "periodUnit": "h"}));
+    assert_eq!(
+        dex["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"],
+        10
+    );
+    assert_eq!(
+        dex["dosageInstruction"][0]["route"]["coding"][0]["code"],
+        "47625008"
+    );
+    assert_eq!(
+        dex["dosageInstruction"][0]["timing"]["repeat"],
+        json!({"frequency": 1, "period": 6, "periodUnit": "h"})
+    );
 }
 
 #[test]
@@ -275,7 +436,12 @@ fn a_gm_csf_order_gets_a_warning_card() {
     assert_eq!(cards.len(), 1);
     assert_common(&cards[0]);
     assert_eq!(cards[0]["indicator"], "warning");
-    assert!(cards[0]["extension"]["org.crs-cds"]["flags"].as_array().expect("flags").contains(&json!("gm-csf-avoid")));
+    assert!(
+        cards[0]["extension"]["org.crs-cds"]["flags"]
+            .as_array()
+            .expect("flags")
+            .contains(&json!("gm-csf-avoid"))
+    );
 }
 
 #[test]
