@@ -43,7 +43,12 @@ pub struct Assessment {
 }
 
 /// Assesses a patient at `now`, checking any draft `orders` (RULES.md A, B).
-pub fn assess(facts: &PatientFacts, orders: &[DoseOrder], now: Timestamp, policy: &Policy) -> Assessment {
+pub fn assess(
+    facts: &PatientFacts,
+    orders: &[DoseOrder],
+    now: Timestamp,
+    policy: &Policy,
+) -> Assessment {
     let mut report = Report::default();
     let crs = grade_crs(facts, now, policy, &mut report);
     let icans = grade_icans(facts, now, policy, &mut report);
@@ -72,7 +77,7 @@ pub fn assess(facts: &PatientFacts, orders: &[DoseOrder], now: Timestamp, policy
     // warning stands (§6-U6: a warning, never a hard stop).
     if policy.warn_tocilizumab_with_icans
         && icans.grade.is_some_and(|g| g >= 2)
-        && !crs.grade.is_some_and(|g| g >= 2)
+        && crs.grade.is_none_or(|g| g < 2)
     {
         flags.push(Flag::TocilizumabWithIcans);
     }
@@ -82,8 +87,13 @@ pub fn assess(facts: &PatientFacts, orders: &[DoseOrder], now: Timestamp, policy
             .as_ref()
             .is_some_and(|i| at >= i.at && at.days_since(i.at) <= policy.gm_csf_window_days)
     };
-    if orders.iter().any(|o| o.drug.class() == DrugClass::GmCsf && in_gm_window(now))
-        || facts.medications_given.iter().any(|m| m.drug == Drug::Sargramostim && in_gm_window(m.at))
+    if orders
+        .iter()
+        .any(|o| o.drug.class() == DrugClass::GmCsf && in_gm_window(now))
+        || facts
+            .medications_given
+            .iter()
+            .any(|m| m.drug == Drug::Sargramostim && in_gm_window(m.at))
     {
         flags.push(Flag::GmCsfAvoid);
     }
@@ -93,7 +103,9 @@ pub fn assess(facts: &PatientFacts, orders: &[DoseOrder], now: Timestamp, policy
             && m.at <= now
             && infusion.as_ref().is_none_or(|i| m.at >= i.at)
     });
-    let steroids_ordered = orders.iter().any(|o| o.drug.class() == DrugClass::Corticosteroid);
+    let steroids_ordered = orders
+        .iter()
+        .any(|o| o.drug.class() == DrugClass::Corticosteroid);
     if steroids_given || steroids_ordered || flags.contains(&Flag::SteroidsIndicated) {
         flags.push(Flag::AntifungalProphylaxis);
     }

@@ -99,22 +99,42 @@ pub fn grade_crs(
         FeverGate::Fever(_) => (Some(worst.max(1)), any_unknown),
         // Afebrile only because of treatment: §6-U1 decides the floor.
         FeverGate::Waived(_) => {
-            let floor = if worst == 0 { policy.afebrile_treated_grade } else { 0 };
+            let floor = if worst == 0 {
+                policy.afebrile_treated_grade
+            } else {
+                0
+            };
             (Some(worst.max(floor)), any_unknown)
         }
     };
 
-    CrsAssessment { grade, lower_bound, fever_gate, hypotension, hypoxia }
+    CrsAssessment {
+        grade,
+        lower_bound,
+        fever_gate,
+        hypotension,
+        hypoxia,
+    }
 }
 
 /// RULES.md A.1 fever gate: fever ≥ 38.0 °C (37.9 is not fever), or antipyretic or
 /// anticytokine therapy given after the CAR-T infusion.
-fn fever_gate(facts: &PatientFacts, window: Window, policy: &Policy, report: &mut Report) -> FeverGate {
+fn fever_gate(
+    facts: &PatientFacts,
+    window: Window,
+    policy: &Policy,
+    report: &mut Report,
+) -> FeverGate {
     let max_temp = facts
         .temperatures
         .iter()
         .filter(|t| window.contains(t.at))
-        .max_by(|a, b| a.value.value().total_cmp(&b.value.value()).then(a.at.cmp(&b.at)));
+        .max_by(|a, b| {
+            a.value
+                .value()
+                .total_cmp(&b.value.value())
+                .then(a.at.cmp(&b.at))
+        });
 
     if let Some(t) = max_temp {
         report.evidence(
@@ -122,7 +142,11 @@ fn fever_gate(facts: &PatientFacts, window: Window, policy: &Policy, report: &mu
                 "temperature {:.1} Cel, the highest in {:.0} h{}",
                 t.value.value(),
                 policy.window_hours,
-                if t.value.value() >= policy.fever_celsius { " (fever)" } else { " (no fever)" }
+                if t.value.value() >= policy.fever_celsius {
+                    " (fever)"
+                } else {
+                    " (no fever)"
+                }
             ),
             &t.source,
             t.at,
@@ -143,7 +167,10 @@ fn fever_gate(facts: &PatientFacts, window: Window, policy: &Policy, report: &mu
         .max_by_key(|m| m.at);
     if let Some(m) = treatment {
         report.evidence(
-            format!("{} given: fever no longer required to grade CRS (ASTCT)", m.drug.key()),
+            format!(
+                "{} given: fever no longer required to grade CRS (ASTCT)",
+                m.drug.key()
+            ),
             &m.source,
             m.at,
         );
@@ -153,7 +180,9 @@ fn fever_gate(facts: &PatientFacts, window: Window, policy: &Policy, report: &mu
     match max_temp {
         Some(t) => FeverGate::Closed(t.clone()),
         None => {
-            report.missing.push(Missing::Temperature { window_hours: policy.window_hours });
+            report.missing.push(Missing::Temperature {
+                window_hours: policy.window_hours,
+            });
             FeverGate::Unknown
         }
     }
@@ -162,7 +191,9 @@ fn fever_gate(facts: &PatientFacts, window: Window, policy: &Policy, report: &mu
 /// Whether a drug counts as a vasopressor under the policy (§6-U3).
 fn counts_as_vasopressor(drug: Drug, policy: &Policy) -> bool {
     match drug.class() {
-        DrugClass::Vasopressor => drug != Drug::AngiotensinII || policy.angiotensin_ii_is_vasopressor,
+        DrugClass::Vasopressor => {
+            drug != Drug::AngiotensinII || policy.angiotensin_ii_is_vasopressor
+        }
         DrugClass::Inotrope => policy.inotropes_are_vasopressors,
         _ => false,
     }
@@ -172,7 +203,12 @@ fn counts_as_vasopressor(drug: Drug, policy: &Policy) -> bool {
 /// vasopressin: n ≥ 2 → 4; n = 1 → 3 (norepinephrine + vasopressin included);
 /// vasopressin alone → 3 (§6-U2); no vasopressor and hypotensive → 2. The dose never
 /// matters. A patient on vasopressors is hypotensive whatever the current SBP.
-fn hypotension(facts: &PatientFacts, window: Window, policy: &Policy, report: &mut Report) -> HypotensionFinding {
+fn hypotension(
+    facts: &PatientFacts,
+    window: Window,
+    policy: &Policy,
+    report: &mut Report,
+) -> HypotensionFinding {
     let mut running: Vec<&DrugExposure> = facts
         .vasoactive
         .iter()
@@ -182,7 +218,11 @@ fn hypotension(facts: &PatientFacts, window: Window, policy: &Policy, report: &m
     let mut drugs: Vec<Drug> = running.iter().map(|e| e.drug).collect();
     drugs.dedup();
 
-    for e in facts.vasoactive.iter().filter(|e| window.overlaps(e.start, e.end)) {
+    for e in facts
+        .vasoactive
+        .iter()
+        .filter(|e| window.overlaps(e.start, e.end))
+    {
         if e.drug.class() == DrugClass::Inotrope && !policy.inotropes_are_vasopressors {
             report.note(format!(
                 "{} is an inotrope, not counted as a vasopressor (RULES.md A.1, 6-U3)",
@@ -205,13 +245,19 @@ fn hypotension(facts: &PatientFacts, window: Window, policy: &Policy, report: &m
             if !seen.contains(&e.drug) {
                 seen.push(e.drug);
                 report.evidence(
-                    format!("{} running (vasopressor; dose does not change the grade)", e.drug.key()),
+                    format!(
+                        "{} running (vasopressor; dose does not change the grade)",
+                        e.drug.key()
+                    ),
                     &e.source,
                     e.start,
                 );
             }
         }
-        return HypotensionFinding { grade: Some(grade), vasopressors: drugs };
+        return HypotensionFinding {
+            grade: Some(grade),
+            vasopressors: drugs,
+        };
     }
 
     // No vasopressor: hypotension from a clinician assertion or from the lowest SBP.
@@ -221,24 +267,46 @@ fn hypotension(facts: &PatientFacts, window: Window, policy: &Policy, report: &m
         .filter(|h| window.contains(h.at))
         .max_by_key(|h| h.at);
     if let Some(h) = asserted.filter(|h| h.value) {
-        report.evidence("hypotension recorded by a clinician, no vasopressor".into(), &h.source, h.at);
-        return HypotensionFinding { grade: Some(2), vasopressors: drugs };
+        report.evidence(
+            "hypotension recorded by a clinician, no vasopressor".into(),
+            &h.source,
+            h.at,
+        );
+        return HypotensionFinding {
+            grade: Some(2),
+            vasopressors: drugs,
+        };
     }
 
     let min_sbp = facts
         .systolic
         .iter()
         .filter(|s| window.contains(s.at))
-        .min_by(|a, b| a.value.value().total_cmp(&b.value.value()).then(a.at.cmp(&b.at)));
+        .min_by(|a, b| {
+            a.value
+                .value()
+                .total_cmp(&b.value.value())
+                .then(a.at.cmp(&b.at))
+        });
 
     let threshold = match facts.age_years {
         Some(age) if age < 1.0 => {
             if let Some(h) = asserted {
-                report.evidence("no hypotension recorded by a clinician".into(), &h.source, h.at);
-                return HypotensionFinding { grade: Some(0), vasopressors: drugs };
+                report.evidence(
+                    "no hypotension recorded by a clinician".into(),
+                    &h.source,
+                    h.at,
+                );
+                return HypotensionFinding {
+                    grade: Some(0),
+                    vasopressors: drugs,
+                };
             }
             report.missing.push(Missing::InfantHypotension);
-            return HypotensionFinding { grade: None, vasopressors: drugs };
+            return HypotensionFinding {
+                grade: None,
+                vasopressors: drugs,
+            };
         }
         Some(age) => sbp_threshold(age, policy),
         None => {
@@ -255,22 +323,41 @@ fn hypotension(facts: &PatientFacts, window: Window, policy: &Policy, report: &m
                     "systolic pressure {:.0} mm[Hg], the lowest in {:.0} h ({} {:.0})",
                     s.value.value(),
                     policy.window_hours,
-                    if low { "hypotension: below" } else { "not below" },
+                    if low {
+                        "hypotension: below"
+                    } else {
+                        "not below"
+                    },
                     threshold
                 ),
                 &s.source,
                 s.at,
             );
-            HypotensionFinding { grade: Some(if low { 2 } else { 0 }), vasopressors: drugs }
+            HypotensionFinding {
+                grade: Some(if low { 2 } else { 0 }),
+                vasopressors: drugs,
+            }
         }
         None => match asserted {
             Some(h) => {
-                report.evidence("no hypotension recorded by a clinician".into(), &h.source, h.at);
-                HypotensionFinding { grade: Some(0), vasopressors: drugs }
+                report.evidence(
+                    "no hypotension recorded by a clinician".into(),
+                    &h.source,
+                    h.at,
+                );
+                HypotensionFinding {
+                    grade: Some(0),
+                    vasopressors: drugs,
+                }
             }
             None => {
-                report.missing.push(Missing::BloodPressure { window_hours: policy.window_hours });
-                HypotensionFinding { grade: None, vasopressors: drugs }
+                report.missing.push(Missing::BloodPressure {
+                    window_hours: policy.window_hours,
+                });
+                HypotensionFinding {
+                    grade: None,
+                    vasopressors: drugs,
+                }
             }
         },
     }
@@ -290,7 +377,12 @@ pub fn sbp_threshold(age_years: f64, policy: &Policy) -> f64 {
 /// RULES.md A.1 hypoxia grade: room air 0; nasal cannula ≤ 6 L/min or blow-by 2;
 /// nasal cannula > 6 L/min, any face mask, non-rebreather or Venturi 3; CPAP, BiPAP or
 /// mechanical ventilation 4. FiO2 is never graded.
-fn hypoxia(facts: &PatientFacts, window: Window, policy: &Policy, report: &mut Report) -> HypoxiaFinding {
+fn hypoxia(
+    facts: &PatientFacts,
+    window: Window,
+    policy: &Policy,
+    report: &mut Report,
+) -> HypoxiaFinding {
     // Positive pressure recorded as a procedure that overlaps the window.
     let vent = facts
         .ventilation
@@ -302,7 +394,11 @@ fn hypoxia(facts: &PatientFacts, window: Window, policy: &Policy, report: &mut R
         .iter()
         .filter(|d| window.contains(d.at))
         .max_by_key(|d| d.at);
-    let flow = facts.oxygen_flows.iter().filter(|f| window.contains(f.at)).max_by_key(|f| f.at);
+    let flow = facts
+        .oxygen_flows
+        .iter()
+        .filter(|f| window.contains(f.at))
+        .max_by_key(|f| f.at);
 
     // A ventilation procedure still running, or more recent than the latest device
     // observation, is the current support.
@@ -316,14 +412,24 @@ fn hypoxia(facts: &PatientFacts, window: Window, policy: &Policy, report: &mut R
             };
             if v.airway_protection_only {
                 report.evidence(
-                    format!("{label} for airway protection only: hypoxia indeterminate (RULES.md 6-U4)"),
+                    format!(
+                        "{label} for airway protection only: hypoxia indeterminate (RULES.md 6-U4)"
+                    ),
                     &v.source,
                     v.start,
                 );
-                return HypoxiaFinding { grade: None, support: Some(label.into()), indeterminate: true };
+                return HypoxiaFinding {
+                    grade: None,
+                    support: Some(label.into()),
+                    indeterminate: true,
+                };
             }
             report.evidence(format!("{label} (positive pressure)"), &v.source, v.start);
-            return HypoxiaFinding { grade: Some(4), support: Some(label.into()), indeterminate: false };
+            return HypoxiaFinding {
+                grade: Some(4),
+                support: Some(label.into()),
+                indeterminate: false,
+            };
         }
     }
 
@@ -337,14 +443,24 @@ fn hypoxia(facts: &PatientFacts, window: Window, policy: &Policy, report: &mut R
                 // "Nasal cannula with unknown flow: use the device code (HFNC → 3,
                 // standard NC → 2) and attach a data-quality warning."
                 report.note("nasal cannula flow not recorded: graded by device type");
-                Some(if device.is_some_and(|d| d.value == OxygenDevice::HighFlowNasalCannula) { 3 } else { 2 })
+                Some(
+                    if device.is_some_and(|d| d.value == OxygenDevice::HighFlowNasalCannula) {
+                        3
+                    } else {
+                        2
+                    },
+                )
             }
         },
-        Some(OxygenDevice::FaceMask | OxygenDevice::NonRebreather | OxygenDevice::VenturiMask) => Some(3),
-        Some(OxygenDevice::Cpap | OxygenDevice::Bipap | OxygenDevice::MechanicalVentilation) => Some(4),
+        Some(OxygenDevice::FaceMask | OxygenDevice::NonRebreather | OxygenDevice::VenturiMask) => {
+            Some(3)
+        }
+        Some(OxygenDevice::Cpap | OxygenDevice::Bipap | OxygenDevice::MechanicalVentilation) => {
+            Some(4)
+        }
         // RULES.md D: "With no device code but flow ≤ 6, assume nasal cannula."
         None => match flow_value {
-            Some(f) if f == 0.0 => Some(0),
+            Some(0.0) => Some(0),
             Some(f) if f <= 6.0 => {
                 report.note("oxygen flow without a device: nasal cannula assumed (RULES.md D)");
                 Some(2)
@@ -358,38 +474,71 @@ fn hypoxia(facts: &PatientFacts, window: Window, policy: &Policy, report: &mut R
     };
 
     let Some(grade) = graded else {
-        report.missing.push(Missing::Oxygen { window_hours: policy.window_hours });
-        return HypoxiaFinding { grade: None, support: None, indeterminate: false };
+        report.missing.push(Missing::Oxygen {
+            window_hours: policy.window_hours,
+        });
+        return HypoxiaFinding {
+            grade: None,
+            support: None,
+            indeterminate: false,
+        };
     };
 
     let mut support = String::new();
     if let Some(d) = device {
         support.push_str(d.value.label());
-        let uses_flow = matches!(d.value, OxygenDevice::NasalCannula | OxygenDevice::HighFlowNasalCannula);
+        let uses_flow = matches!(
+            d.value,
+            OxygenDevice::NasalCannula | OxygenDevice::HighFlowNasalCannula
+        );
         let flow_text = match (uses_flow, flow) {
             (true, Some(f)) => format!(" at {} L/min", trim(f.value.value())),
             _ => String::new(),
         };
         support.push_str(&flow_text);
-        report.evidence(format!("oxygen: {}{}", d.value.label(), flow_text), &d.source, d.at);
+        report.evidence(
+            format!("oxygen: {}{}", d.value.label(), flow_text),
+            &d.source,
+            d.at,
+        );
     }
     if let Some(f) = flow {
         if device.is_none() {
             support = format!("oxygen {} L/min", trim(f.value.value()));
         }
-        report.evidence(format!("oxygen flow {} L/min", trim(f.value.value())), &f.source, f.at);
-    }
-    if let Some(fi) = facts.fio2.iter().filter(|f| window.contains(f.at)).max_by_key(|f| f.at) {
         report.evidence(
-            format!("FiO2 {:.0} % (recorded, not graded under ASTCT)", fi.value * 100.0),
+            format!("oxygen flow {} L/min", trim(f.value.value())),
+            &f.source,
+            f.at,
+        );
+    }
+    if let Some(fi) = facts
+        .fio2
+        .iter()
+        .filter(|f| window.contains(f.at))
+        .max_by_key(|f| f.at)
+    {
+        report.evidence(
+            format!(
+                "FiO2 {:.0} % (recorded, not graded under ASTCT)",
+                fi.value * 100.0
+            ),
             &fi.source,
             fi.at,
         );
     }
-    HypoxiaFinding { grade: Some(grade), support: Some(support), indeterminate: false }
+    HypoxiaFinding {
+        grade: Some(grade),
+        support: Some(support),
+        indeterminate: false,
+    }
 }
 
 /// Formats a number without a trailing ".0".
 pub(crate) fn trim(v: f64) -> String {
-    if v.fract() == 0.0 { format!("{v:.0}") } else { format!("{v}") }
+    if v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v}")
+    }
 }

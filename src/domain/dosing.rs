@@ -81,7 +81,11 @@ pub struct DoseCheck {
 /// RULES.md B.1: `max = weight < 30 kg ? 12 mg/kg : min(8 mg/kg, 800 mg)`. Not
 /// monotonic: 29 kg → 348 mg, 30 kg → 240 mg.
 pub fn tocilizumab_max_dose_mg(weight_kg: f64) -> f64 {
-    if weight_kg < 30.0 { 12.0 * weight_kg } else { (8.0 * weight_kg).min(800.0) }
+    if weight_kg < 30.0 {
+        12.0 * weight_kg
+    } else {
+        (8.0 * weight_kg).min(800.0)
+    }
 }
 
 /// The weight to dose by: the latest in the last `weight_fresh_days`, else the latest
@@ -92,7 +96,11 @@ pub fn dosing_weight<'a>(
     policy: &Policy,
     notes: &mut Vec<String>,
 ) -> Option<&'a Fact<Kg>> {
-    let w = facts.weights.iter().filter(|w| w.at <= now).max_by_key(|w| w.at)?;
+    let w = facts
+        .weights
+        .iter()
+        .filter(|w| w.at <= now)
+        .max_by_key(|w| w.at)?;
     let days = now.days_since(w.at);
     if days > policy.weight_fresh_days {
         notes.push(format!(
@@ -105,7 +113,12 @@ pub fn dosing_weight<'a>(
 }
 
 /// Checks one draft order against the patient's history at `now`.
-pub fn check_dose(order: &DoseOrder, facts: &PatientFacts, now: Timestamp, policy: &Policy) -> DoseCheck {
+pub fn check_dose(
+    order: &DoseOrder,
+    facts: &PatientFacts,
+    now: Timestamp,
+    policy: &Policy,
+) -> DoseCheck {
     let mut notes = Vec::new();
     let weight = dosing_weight(facts, now, policy, &mut notes).map(|w| w.value.value());
     let ordered_mg = match order.amount {
@@ -150,7 +163,9 @@ fn tocilizumab(
 ) {
     match weight {
         Some(w) => check.max_allowed_mg = Some(tocilizumab_max_dose_mg(w)),
-        None => check.notes.push("no body weight on record: maximum dose not computed".into()),
+        None => check
+            .notes
+            .push("no body weight on record: maximum dose not computed".into()),
     }
     if let (Some(ordered), Some(max)) = (check.ordered_mg, check.max_allowed_mg)
         && ordered > max + policy.tocilizumab_rounding_tolerance_mg
@@ -161,7 +176,9 @@ fn tocilizumab(
         && !route.to_ascii_lowercase().contains("intravenous")
         && !route.eq_ignore_ascii_case("iv")
     {
-        check.notes.push(format!("route '{route}': tocilizumab for CRS is given IV over 60 min"));
+        check.notes.push(format!(
+            "route '{route}': tocilizumab for CRS is given IV over 60 min"
+        ));
     }
 
     // Doses already given in this episode: since the latest CAR-T infusion.
@@ -169,7 +186,9 @@ fn tocilizumab(
     let mut doses: Vec<Timestamp> = facts
         .medications_given
         .iter()
-        .filter(|m| m.drug == Drug::Tocilizumab && m.at <= now && episode_start.is_none_or(|s| m.at >= s))
+        .filter(|m| {
+            m.drug == Drug::Tocilizumab && m.at <= now && episode_start.is_none_or(|s| m.at >= s)
+        })
         .map(|m| m.at)
         .collect();
     doses.sort();
@@ -177,12 +196,17 @@ fn tocilizumab(
 
     if let Some(last) = doses.last() {
         let since = now.hours_since(*last).0;
-        check.notes.push(format!("last tocilizumab dose {since:.1} h ago"));
+        check
+            .notes
+            .push(format!("last tocilizumab dose {since:.1} h ago"));
         if since < 8.0 {
             check.issues.push(DoseIssue::IntervalTooShort);
         }
     }
-    let last_24h = doses.iter().filter(|d| now.hours_since(**d).0 < 24.0).count();
+    let last_24h = doses
+        .iter()
+        .filter(|d| now.hours_since(**d).0 < 24.0)
+        .count();
     if last_24h >= 3 {
         check.issues.push(DoseIssue::Max24hReached);
     }
@@ -219,7 +243,9 @@ fn soft(
         Some(n) => mg * n,
         None => given_24h + mg,
     });
-    let child = facts.age_years.is_some_and(|a| a < policy.pediatric_below_age);
+    let child = facts
+        .age_years
+        .is_some_and(|a| a < policy.pediatric_below_age);
     let per_kg = |mg_per_kg: f64| weight.map(|w| mg_per_kg * w);
 
     let (per_dose, per_day): (Option<f64>, Option<f64>) = match order.drug {
@@ -235,7 +261,9 @@ fn soft(
         _ => (None, None),
     };
     if matches!(order.drug, Drug::Siltuximab | Drug::Anakinra) && weight.is_none() {
-        check.notes.push("no body weight on record: weight-based ceiling not computed".into());
+        check
+            .notes
+            .push("no body weight on record: weight-based ceiling not computed".into());
     }
     check.max_allowed_mg = per_dose;
     if let (Some(mg), Some(max)) = (check.ordered_mg, per_dose)
@@ -247,7 +275,11 @@ fn soft(
         && d > max
     {
         check.issues.push(DoseIssue::ExceedsMax);
-        check.notes.push(format!("daily total {} mg is above the usual {} mg/day", super::crs::trim(d), super::crs::trim(max)));
+        check.notes.push(format!(
+            "daily total {} mg is above the usual {} mg/day",
+            super::crs::trim(d),
+            super::crs::trim(max)
+        ));
     }
     if order.drug == Drug::Methylprednisolone
         && let (Some(d), Some(w)) = (daily, weight)

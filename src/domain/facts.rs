@@ -33,7 +33,11 @@ pub struct Fact<T> {
 impl<T> Fact<T> {
     /// A fact observed at `at`, read from `source`.
     pub fn new(value: T, at: Timestamp, source: impl Into<String>) -> Self {
-        Fact { value, at, source: Source(source.into()) }
+        Fact {
+            value,
+            at,
+            source: Source(source.into()),
+        }
     }
 }
 
@@ -64,7 +68,11 @@ fn in_range<T: PartialOrd + fmt::Display + Copy>(
     if value >= lo && value <= hi {
         Ok(value)
     } else {
-        Err(DataError { what, value: value.to_string(), range })
+        Err(DataError {
+            what,
+            value: value.to_string(),
+            range,
+        })
     }
 }
 
@@ -77,7 +85,11 @@ impl Celsius {
     /// stored as Celsius) is a data error, never a fever.
     pub fn new(value: f64) -> Result<Self, DataError> {
         if !value.is_finite() {
-            return Err(DataError { what: "temperature", value: value.to_string(), range: "25-45 Cel" });
+            return Err(DataError {
+                what: "temperature",
+                value: value.to_string(),
+                range: "25-45 Cel",
+            });
         }
         in_range("temperature", value, 25.0, 45.0, "25-45 Cel").map(Celsius)
     }
@@ -95,7 +107,11 @@ impl Systolic {
     /// Accepts 20-300 mmHg.
     pub fn new(value: f64) -> Result<Self, DataError> {
         if !value.is_finite() {
-            return Err(DataError { what: "systolic pressure", value: value.to_string(), range: "20-300 mm[Hg]" });
+            return Err(DataError {
+                what: "systolic pressure",
+                value: value.to_string(),
+                range: "20-300 mm[Hg]",
+            });
         }
         in_range("systolic pressure", value, 20.0, 300.0, "20-300 mm[Hg]").map(Systolic)
     }
@@ -113,7 +129,11 @@ impl Kg {
     /// Accepts 0.3-400 kg.
     pub fn new(value: f64) -> Result<Self, DataError> {
         if !value.is_finite() {
-            return Err(DataError { what: "body weight", value: value.to_string(), range: "0.3-400 kg" });
+            return Err(DataError {
+                what: "body weight",
+                value: value.to_string(),
+                range: "0.3-400 kg",
+            });
         }
         in_range("body weight", value, 0.3, 400.0, "0.3-400 kg").map(Kg)
     }
@@ -131,7 +151,11 @@ impl LitersPerMinute {
     /// Accepts 0-80 L/min (the top of high-flow nasal cannula devices).
     pub fn new(value: f64) -> Result<Self, DataError> {
         if !value.is_finite() {
-            return Err(DataError { what: "oxygen flow", value: value.to_string(), range: "0-80 L/min" });
+            return Err(DataError {
+                what: "oxygen flow",
+                value: value.to_string(),
+                range: "0-80 L/min",
+            });
         }
         in_range("oxygen flow", value, 0.0, 80.0, "0-80 L/min").map(LitersPerMinute)
     }
@@ -168,7 +192,10 @@ impl IceScore {
     /// An ICE total; values outside 0-10 are refused.
     pub fn from_total(total: i64) -> Result<Self, DataError> {
         let t = in_range("ICE score", total, 0, 10, "0-10")?;
-        Ok(IceScore { total: t as u8, items: None })
+        Ok(IceScore {
+            total: t as u8,
+            items: None,
+        })
     }
 
     /// The ICE score as the sum of its items; "reject any component value above its
@@ -189,7 +216,10 @@ impl IceScore {
         };
         let total =
             items.orientation + items.naming + items.commands + items.writing + items.attention;
-        Ok(IceScore { total, items: Some(items) })
+        Ok(IceScore {
+            total,
+            items: Some(items),
+        })
     }
 
     /// The total, 0-10.

@@ -56,7 +56,15 @@ pub struct HlhCriteria {
 impl HlhCriteria {
     /// How many organ criteria are met.
     pub fn organ_count(&self) -> usize {
-        [self.liver, self.renal, self.pulmonary, self.hemophagocytosis].iter().filter(|b| **b).count()
+        [
+            self.liver,
+            self.renal,
+            self.pulmonary,
+            self.hemophagocytosis,
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count()
     }
 
     /// Ferritin > 10,000 ng/mL and ≥ 2 organ criteria.
@@ -66,7 +74,11 @@ impl HlhCriteria {
 }
 
 fn latest_lab(facts: &PatientFacts, kind: LabKind, window: Window) -> Option<&Fact<LabValue>> {
-    facts.labs.iter().filter(|l| l.value.kind == kind && window.contains(l.at)).max_by_key(|l| l.at)
+    facts
+        .labs
+        .iter()
+        .filter(|l| l.value.kind == kind && window.contains(l.at))
+        .max_by_key(|l| l.at)
 }
 
 fn peak_lab(facts: &PatientFacts, kind: LabKind, window: Window) -> Option<&Fact<LabValue>> {
@@ -78,11 +90,21 @@ fn peak_lab(facts: &PatientFacts, kind: LabKind, window: Window) -> Option<&Fact
 }
 
 fn times_uln(lab: &Fact<LabValue>) -> Option<f64> {
-    lab.value.uln.filter(|u| *u > 0.0).map(|u| lab.value.value / u)
+    lab.value
+        .uln
+        .filter(|u| *u > 0.0)
+        .map(|u| lab.value.value / u)
 }
 
-fn has_finding(facts: &PatientFacts, f: ClinicalFinding, window: Window) -> Option<&Fact<ClinicalFinding>> {
-    facts.findings.iter().find(|x| x.value == f && x.at <= window.end)
+fn has_finding(
+    facts: &PatientFacts,
+    f: ClinicalFinding,
+    window: Window,
+) -> Option<&Fact<ClinicalFinding>> {
+    facts
+        .findings
+        .iter()
+        .find(|x| x.value == f && x.at <= window.end)
 }
 
 /// Evaluates the CARTOX HLH/MAS criteria over the lab window (RULES.md A.3).
@@ -99,7 +121,11 @@ pub fn hlh_criteria(
 
     if let Some(f) = peak_lab(facts, LabKind::Ferritin, window) {
         c.ferritin = Some(f.value.value);
-        report.evidence(format!("ferritin {:.0} ng/mL", f.value.value), &f.source, f.at);
+        report.evidence(
+            format!("ferritin {:.0} ng/mL", f.value.value),
+            &f.source,
+            f.at,
+        );
     }
     for (kind, limit, name) in [
         (LabKind::Ast, 5.0, "AST"),
@@ -122,11 +148,16 @@ pub fn hlh_criteria(
                 .filter(|l| l.value.kind == LabKind::Creatinine && l.at <= i.at)
                 .max_by_key(|l| l.at)
         });
-        let vs_baseline = baseline.filter(|b| b.value.value > 0.0).map(|b| cr.value.value / b.value.value);
+        let vs_baseline = baseline
+            .filter(|b| b.value.value > 0.0)
+            .map(|b| cr.value.value / b.value.value);
         if vs_baseline.is_some_and(|x| x > 3.0) || times_uln(cr).is_some_and(|x| x > 3.0) {
             c.renal = true;
             report.evidence(
-                format!("creatinine {:.2} mg/dL, > 3 × baseline or ULN (grade ≥ 3)", cr.value.value),
+                format!(
+                    "creatinine {:.2} mg/dL, > 3 × baseline or ULN (grade ≥ 3)",
+                    cr.value.value
+                ),
                 &cr.source,
                 cr.at,
             );
@@ -163,7 +194,12 @@ impl HScore {
 }
 
 /// Computes the HScore from the facts in the lab window (RULES.md B.4 table).
-pub fn hscore(facts: &PatientFacts, max_temp: Option<Celsius>, now: Timestamp, lab_window_hours: f64) -> HScore {
+pub fn hscore(
+    facts: &PatientFacts,
+    max_temp: Option<Celsius>,
+    now: Timestamp,
+    lab_window_hours: f64,
+) -> HScore {
     let window = Window::ending_at(now, lab_window_hours);
     let mut points = 0u16;
     let mut unknown = Vec::new();
@@ -179,7 +215,10 @@ pub fn hscore(facts: &PatientFacts, max_temp: Option<Celsius>, now: Timestamp, l
         Some(_) => {}
         None => unknown.push("temperature"),
     }
-    match (finding(ClinicalFinding::Hepatomegaly), finding(ClinicalFinding::Splenomegaly)) {
+    match (
+        finding(ClinicalFinding::Hepatomegaly),
+        finding(ClinicalFinding::Splenomegaly),
+    ) {
         (true, true) => points += 38,
         (true, false) | (false, true) => points += 23,
         _ => {}

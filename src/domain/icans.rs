@@ -97,17 +97,28 @@ pub fn edema_grade(e: CerebralEdema) -> u8 {
 }
 
 fn latest<T>(facts: &[Fact<T>], window: Window) -> Option<&Fact<T>> {
-    facts.iter().filter(|f| window.contains(f.at)).max_by_key(|f| f.at)
+    facts
+        .iter()
+        .filter(|f| window.contains(f.at))
+        .max_by_key(|f| f.at)
 }
 
 fn worst<T: Ord>(facts: &[Fact<T>], window: Window) -> Option<&Fact<T>> {
-    facts.iter().filter(|f| window.contains(f.at)).max_by(|a, b| a.value.cmp(&b.value).then(a.at.cmp(&b.at)))
+    facts
+        .iter()
+        .filter(|f| window.contains(f.at))
+        .max_by(|a, b| a.value.cmp(&b.value).then(a.at.cmp(&b.at)))
 }
 
 /// Grades ICANS at `now` (RULES.md A.2). Encephalopathy score and consciousness use
 /// the latest assessment in the window (they describe a current state); seizures,
 /// motor findings and edema use the worst event in the window.
-pub fn grade_icans(facts: &PatientFacts, now: Timestamp, policy: &Policy, report: &mut Report) -> IcansAssessment {
+pub fn grade_icans(
+    facts: &PatientFacts,
+    now: Timestamp,
+    policy: &Policy,
+    report: &mut Report,
+) -> IcansAssessment {
     let window = Window::ending_at(now, policy.window_hours);
 
     let score = latest(&facts.neuro_scores, window);
@@ -146,28 +157,44 @@ pub fn grade_icans(facts: &PatientFacts, now: Timestamp, policy: &Policy, report
 
     let consciousness = latest(&facts.consciousness, window).map(|c| {
         let g = consciousness_grade(c.value);
-        report.evidence(format!("level of consciousness: {} → grade {g}", loc_text(c.value)), &c.source, c.at);
+        report.evidence(
+            format!("level of consciousness: {} → grade {g}", loc_text(c.value)),
+            &c.source,
+            c.at,
+        );
         g
     });
 
     let seizure = worst(&facts.seizures, window).map_or(0, |s| {
         let g = seizure_grade(s.value);
         if g > 0 {
-            report.evidence(format!("seizure: {} → grade {g}", seizure_text(s.value)), &s.source, s.at);
+            report.evidence(
+                format!("seizure: {} → grade {g}", seizure_text(s.value)),
+                &s.source,
+                s.at,
+            );
         }
         g
     });
     let motor = worst(&facts.motor, window).map_or(0, |m| {
         let g = motor_grade(m.value);
         if g > 0 {
-            report.evidence(format!("deep focal motor weakness → grade {g}"), &m.source, m.at);
+            report.evidence(
+                format!("deep focal motor weakness → grade {g}"),
+                &m.source,
+                m.at,
+            );
         }
         g
     });
     let cerebral_edema = worst(&facts.cerebral_edema, window).map_or(0, |e| {
         let g = edema_grade(e.value);
         if g > 0 {
-            let what = if e.value == CerebralEdema::Focal { "focal cerebral edema" } else { "diffuse cerebral edema, posturing, CN VI palsy, papilledema or Cushing's triad" };
+            let what = if e.value == CerebralEdema::Focal {
+                "focal cerebral edema"
+            } else {
+                "diffuse cerebral edema, posturing, CN VI palsy, papilledema or Cushing's triad"
+            };
             report.evidence(format!("{what} → grade {g}"), &e.source, e.at);
         }
         g
@@ -183,12 +210,22 @@ pub fn grade_icans(facts: &PatientFacts, now: Timestamp, policy: &Policy, report
         None if events > 0 => (Some(events), IcansState::Graded),
         None if not_assessable => (None, IcansState::NotAssessable),
         None => {
-            report.missing.push(Missing::NeuroAssessment { window_hours: policy.window_hours });
+            report.missing.push(Missing::NeuroAssessment {
+                window_hours: policy.window_hours,
+            });
             (None, IcansState::NotAssessed)
         }
     };
 
-    IcansAssessment { grade, state, encephalopathy, consciousness, seizure, motor, cerebral_edema }
+    IcansAssessment {
+        grade,
+        state,
+        encephalopathy,
+        consciousness,
+        seizure,
+        motor,
+        cerebral_edema,
+    }
 }
 
 fn loc_text(c: Consciousness) -> &'static str {

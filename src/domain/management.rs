@@ -32,12 +32,18 @@ pub fn recommendations(
             out.push(r("Work up infection: blood and urine cultures, chest X-ray; if neutropenic, empiric broad-spectrum antibiotics and G-CSF (filgrastim); GM-CSF (sargramostim) not recommended", "ASCO"));
             out.push(r("Consider tocilizumab for persistent (> 3 days) or refractory fever, or in high-risk patients", "CARTOX"));
             if early {
-                out.push(r("Axi-cel/brexu-cel: earlier tocilizumab or steroids may be considered", "ASCO"));
+                out.push(r(
+                    "Axi-cel/brexu-cel: earlier tocilizumab or steroids may be considered",
+                    "ASCO",
+                ));
             }
         }
         Some(2) => {
             out.push(r("CRS G2: tocilizumab 8 mg/kg IV over 1 h (12 mg/kg under 30 kg; max 800 mg); repeat q8h if no improvement; max 3 doses in 24 h and 4 in total", "ASCO"));
-            out.push(r("IV fluid boluses and supplemental oxygen; telemetry and pulse oximetry", "ASCO"));
+            out.push(r(
+                "IV fluid boluses and supplemental oxygen; telemetry and pulse oximetry",
+                "ASCO",
+            ));
             out.push(r("If hypotension persists after fluids and 1-2 tocilizumab doses: consider dexamethasone 10 mg IV q12-24h, start vasopressors and consider ICU", "SEED-001, CARTOX"));
         }
         Some(3) => {
@@ -45,7 +51,10 @@ pub fn recommendations(
             out.push(r("Tocilizumab as for G2 if the 24-h maximum is not reached, plus dexamethasone 10 mg IV q6h, tapered quickly once improved; if refractory, manage as G4", "ASCO"));
         }
         Some(4) => {
-            out.push(r("CRS G4: ICU care, mechanical ventilation as needed", "ASCO"));
+            out.push(r(
+                "CRS G4: ICU care, mechanical ventilation as needed",
+                "ASCO",
+            ));
             out.push(r("Tocilizumab as for G2 if the 24-h maximum is not reached, plus methylprednisolone 500 mg IV q12h for 3 days, then taper (250 mg q12h × 2 d, 125 mg q12h × 2 d, 60 mg q12h until CRS ≤ G1)", "ASCO"));
             out.push(r("If not improving: methylprednisolone 1000 mg IV twice daily, or alternative therapy", "ASCO"));
             out.push(r("Refractory CRS: anakinra, siltuximab, ruxolitinib, cyclophosphamide, ATG (limited evidence)", "ASCO, SEED-000"));
@@ -95,10 +104,16 @@ pub fn recommendations(
     }
     if flags.contains(&Flag::AntifungalProphylaxis) {
         out.push(r("Steroids for CRS/ICANS: strongly consider antifungal prophylaxis; monitor CMV if steroids run longer than 4-5 days", "ASCO, SEED-002"));
-        out.push(r("Taper steroids with care: ICANS flares have been reported with rapid tapers", "ASCO"));
+        out.push(r(
+            "Taper steroids with care: ICANS flares have been reported with rapid tapers",
+            "ASCO",
+        ));
     }
     if flags.contains(&Flag::GmCsfAvoid) {
-        out.push(r("Do not use GM-CSF (sargramostim) after CAR-T; G-CSF (filgrastim) is acceptable", "ASCO, CARTOX"));
+        out.push(r(
+            "Do not use GM-CSF (sargramostim) after CAR-T; G-CSF (filgrastim) is acceptable",
+            "ASCO, CARTOX",
+        ));
     }
     out
 }

@@ -20,22 +20,24 @@ mod report;
 mod time;
 
 pub use assess::{Assessment, LAB_WINDOW_HOURS, assess};
-pub use report::{Evidence, Missing, Note, Report};
-pub use crs::{CrsAssessment, FeverGate, HypotensionFinding, HypoxiaFinding, grade_crs, sbp_threshold};
+pub use crs::{
+    CrsAssessment, FeverGate, HypotensionFinding, HypoxiaFinding, grade_crs, sbp_threshold,
+};
 pub use dosing::{
     DoseAmount, DoseCheck, DoseIssue, DoseOrder, check_dose, dosing_weight, tocilizumab_max_dose_mg,
 };
 pub use facts::{
     CapdScore, CarTProduct, Celsius, CerebralEdema, ClinicalFinding, Consciousness, DataError,
-    Drug, DrugClass, DrugExposure, Fact, IceItems, IceScore, Infusion, Kg, Lab, LabKind,
-    LabValue, LitersPerMinute, MedicationGiven, Motor, NeuroScore, OxygenDevice, PatientFacts,
-    Seizure, Source, Systolic, Ventilation, VentilationMode,
+    Drug, DrugClass, DrugExposure, Fact, IceItems, IceScore, Infusion, Kg, Lab, LabKind, LabValue,
+    LitersPerMinute, MedicationGiven, Motor, NeuroScore, OxygenDevice, PatientFacts, Seizure,
+    Source, Systolic, Ventilation, VentilationMode,
 };
 pub use flags::{Flag, HScore, HlhCriteria, hlh_criteria, hscore};
 pub use icans::{
-    IcansAssessment, IcansState, capd_grade, consciousness_grade, edema_grade, grade_icans, ice_grade,
-    motor_grade, seizure_grade,
+    IcansAssessment, IcansState, capd_grade, consciousness_grade, edema_grade, grade_icans,
+    ice_grade, motor_grade, seizure_grade,
 };
 pub use management::{Recommendation, recommendations};
 pub use policy::Policy;
+pub use report::{Evidence, Missing, Note, Report};
 pub use time::{Hours, Timestamp, Window};

@@ -83,7 +83,11 @@ pub struct Report {
 
 impl Report {
     pub(crate) fn evidence(&mut self, finding: String, source: &Source, at: Timestamp) {
-        self.evidence.push(Evidence { finding, source: source.clone(), at });
+        self.evidence.push(Evidence {
+            finding,
+            source: source.clone(),
+            at,
+        });
     }
     pub(crate) fn note(&mut self, text: impl Into<String>) {
         self.notes.push(Note(text.into()));

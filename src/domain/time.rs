@@ -63,7 +63,10 @@ pub struct Window {
 impl Window {
     /// The `hours` before `now`.
     pub fn ending_at(now: Timestamp, hours: f64) -> Window {
-        Window { start: now.minus_hours(hours), end: now }
+        Window {
+            start: now.minus_hours(hours),
+            end: now,
+        }
     }
 
     /// Whether an instant falls in the window. Facts after the evaluation instant
