@@ -8,6 +8,7 @@ pub mod feedback_store;
 pub mod fhir_client;
 pub mod metrics;
 pub mod routes;
+pub mod span;
 pub mod startup;
 
 pub use error::ApiError;

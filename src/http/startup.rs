@@ -21,6 +21,7 @@ use super::feedback_store::FeedbackStore;
 use super::fhir_client::FhirClient;
 use super::metrics::Metrics;
 use super::routes;
+use super::span::CdsRootSpan;
 use crate::adapter::Terminology;
 use crate::config::Settings;
 use crate::domain::Policy;
@@ -120,7 +121,7 @@ impl Application {
                     })
                 })
                 .wrap(cors)
-                .wrap(TracingLogger::default())
+                .wrap(TracingLogger::<CdsRootSpan>::new())
                 .route("/cds-services", web::get().to(routes::health::discovery))
                 .route(
                     "/cds-services/{id}",

@@ -100,18 +100,22 @@ pub async fn call_service(
     path: web::Path<String>,
     payload: web::Payload,
     state: web::Data<AppState>,
+    root: tracing_actix_web::RootSpan,
 ) -> Result<HttpResponse, ApiError> {
     let service =
         discovery::service(&path).ok_or_else(|| ApiError::UnknownService(path.to_string()))?;
     let span = tracing::Span::current();
     span.record("service", service.id.as_str());
+    root.record("service", service.id.as_str());
     let body = read_body(&req, payload, state.max_body_bytes).await?;
     let request = CdsRequest::parse(&body)?;
     if let Some(h) = request.hook.as_deref().and_then(Hook::from_name) {
         span.record("hook", h.name());
+        root.record("hook", h.name());
     }
     if let Some(i) = request.hook_instance.as_deref() {
         span.record("hook_instance", loggable_instance(i));
+        root.record("hook_instance", loggable_instance(i));
     }
     let request = request.validate(service.hook())?;
     let now = evaluation_time(&req, &state)?;
