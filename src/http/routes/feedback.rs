@@ -10,7 +10,7 @@ use crate::protocol::discovery;
 use crate::protocol::feedback::parse_feedback;
 
 /// Validates and stores feedback; answers 200 only after the write committed.
-#[tracing::instrument(name = "cds_feedback", skip_all, fields(service = %path.as_str()))]
+#[tracing::instrument(name = "cds_feedback", skip_all, fields(service = tracing::field::Empty))]
 pub async fn post_feedback(
     req: HttpRequest,
     path: web::Path<String>,
