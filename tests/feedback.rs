@@ -75,3 +75,27 @@ async fn invalid_feedback_is_400_and_stores_nothing() {
     );
     app.stop().await;
 }
+
+/// Runs only when `CRS_CDS_TEST_POSTGRES_URL` names a PostgreSQL database (CI for the
+/// next issue); otherwise it passes without doing anything.
+#[tokio::test]
+async fn feedback_is_stored_in_postgresql_when_the_url_says_so() {
+    let Ok(url) = std::env::var("CRS_CDS_TEST_POSTGRES_URL") else {
+        eprintln!("CRS_CDS_TEST_POSTGRES_URL not set: PostgreSQL feedback test skipped");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("unused.db");
+    let app = spawn_app_on(&db, |s| s.feedback.database_url = url.clone()).await;
+    let before = app.state.store.all().await.expect("readable").len();
+    let marker = uuid::Uuid::new_v4().to_string();
+    let body = json!({"feedback": [{"card": marker, "outcome": "overridden", "outcomeTimestamp": "2026-03-10T10:05:31Z"}]});
+    assert_eq!(app.feedback(GRADING, &body).await.status(), 200);
+    assert_eq!(app.get("/readyz").await.status(), 200);
+    app.stop().await;
+    let app = spawn_app_on(&db, |s| s.feedback.database_url = url.clone()).await;
+    let stored = app.state.store.all().await.expect("readable");
+    assert_eq!(stored.len(), before + 1);
+    assert!(stored.iter().any(|s| s.card_uuid == marker));
+    app.stop().await;
+}
