@@ -418,3 +418,50 @@ async fn the_evaluation_time_header_is_refused_only_when_allowed_and_malformed()
     assert_eq!(r.status(), 200);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_token_never_follows_a_next_link_to_another_server() {
+    let fhir = MockServer::start().await;
+    let elsewhere = MockServer::start().await;
+    let mut page = empty_bundle();
+    page["link"] = json!([{"relation": "next", "url": format!("{}/steal", elsewhere.uri())}]);
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(page))
+        .mount(&fhir)
+        .await;
+    let app = spawn_app().await;
+    let mut prefetch = non_cart_prefetch("p1");
+    prefetch.as_object_mut().expect("object").remove("vitals");
+    let mut req = patient_view("p1", Some(prefetch));
+    req["fhirServer"] = json!(fhir.uri());
+    req["fhirAuthorization"] = json!({"access_token": "tok", "token_type": "Bearer", "expires_in": 300, "scope": "s", "subject": "c"});
+    let r = app.call(GRADING, &req).await;
+    assert_eq!(r.status(), 412);
+    assert!(
+        elsewhere
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .is_empty()
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_operation_outcome_from_the_fhir_server_is_412() {
+    let fhir = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"resourceType": "OperationOutcome", "issue": []})),
+        )
+        .mount(&fhir)
+        .await;
+    let app = spawn_app().await;
+    let mut prefetch = non_cart_prefetch("p1");
+    prefetch.as_object_mut().expect("object").remove("patient");
+    let mut req = patient_view("p1", Some(prefetch));
+    req["fhirServer"] = json!(fhir.uri());
+    assert_eq!(app.call(GRADING, &req).await.status(), 412);
+    app.stop().await;
+}
