@@ -365,7 +365,7 @@ fn hypotension(
 
 /// The SBP below which a patient of `age_years` (≥ 1) is hypotensive: children 1-10
 /// years SBP < 70 + 2 × age; over 10 years and adults SBP < 90 (RULES.md A.1,
-/// [PEDS], §6-U8). At exactly 10 the formulas agree (90).
+/// \[PEDS\], §6-U8). At exactly 10 the formulas agree (90).
 pub fn sbp_threshold(age_years: f64, policy: &Policy) -> f64 {
     if age_years <= 10.0 {
         70.0 + 2.0 * age_years

@@ -1,7 +1,7 @@
 //! Domain results → CDS Hooks cards (CDS Hooks 2.0.1 "Card Attributes"), by explicit
 //! functions: domain types are not serializable on purpose.
 //!
-//! Every card carries the `org.crs-cds` extension ([`super::extension`]). Indicators
+//! Every card carries the `org.crs-cds` extension ([`extension()`](super::extension::extension)). Indicators
 //! follow the worst grade: 0-1 info, 2 warning, 3-4 critical.
 
 use serde::Serialize;

@@ -2,7 +2,7 @@
 //!
 //! Shape (a contract other systems and the fixture tests rely on):
 //! `crsGrade` 0-4 or null (not assessable), `icansGrade` 0-4 or null, `flags` (sorted
-//! keys), `evidence` [{finding, reference, time}], `missing` [string], and on order
+//! keys), `evidence` `[{finding, reference, time}]`, `missing` `[string]`, and on order
 //! cards `doseCheck` {drug, orderedMg, maxAllowedMg, issues}.
 
 use serde_json::{Value, json};
