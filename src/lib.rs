@@ -6,8 +6,15 @@
 //! - [`domain`]: the pure grading engine (std only, no IO, no clock, no serde).
 //! - [`adapter`]: FHIR R4 JSON to domain facts (fhirbolt), with issues beside the facts.
 //! - [`protocol`]: CDS Hooks JSON shapes and domain → card mapping.
+//! - [`http`]: the actix-web service (routes, FHIR client, feedback store, metrics).
+//! - [`auth`]: CDS client JWT verification (CDS Hooks "Trusting CDS Clients").
+//! - [`cli`], [`config`], [`telemetry`]: the binary's glue.
 
 pub mod adapter;
 pub mod auth;
+pub mod cli;
+pub mod config;
 pub mod domain;
+pub mod http;
 pub mod protocol;
+pub mod telemetry;

@@ -1,1 +1,57 @@
-fn main() {}
+//! The `crs-cds` binary: parse the command line, start telemetry, dispatch, map errors to
+//! exit codes (0 ok, 1 failure, 2 unusable input).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use crs_cds::cli::{self, Cli, Command};
+use crs_cds::config::LogFormat;
+use crs_cds::telemetry;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve { config, bind } => {
+            match cli::settings(config.as_deref(), bind.as_deref()) {
+                Ok(settings) => {
+                    let sub = telemetry::subscriber(
+                        settings.log.format,
+                        telemetry::DEFAULT_FILTER,
+                        std::io::stderr,
+                    );
+                    if let Err(e) = telemetry::init(sub) {
+                        eprintln!("warning: telemetry not initialised: {e}");
+                    }
+                    cli::serve(settings).await
+                }
+                Err(e) => Err(e),
+            }
+        }
+        command => {
+            let _ = telemetry::init(telemetry::subscriber(
+                LogFormat::Pretty,
+                "warn",
+                std::io::stderr,
+            ));
+            match command {
+                Command::Grade {
+                    file,
+                    json,
+                    at,
+                    config,
+                } => cli::grade(&file, json, at.as_deref(), config.as_deref()),
+                Command::Replay { dir, server } => cli::replay(&dir, &server).await,
+                Command::Discovery => cli::discovery(),
+                Command::Serve { .. } => unreachable!("handled above"),
+            }
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

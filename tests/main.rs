@@ -1,8 +1,14 @@
 //! The one integration-test binary (STYLE.md "Tests"): every suite is a module.
 
 mod auth;
+mod cli;
+mod discovery;
 mod examples;
+mod feedback;
 mod fixtures;
+mod helpers;
+mod logging;
 mod manifests;
 mod properties;
+mod service;
 mod tidy;

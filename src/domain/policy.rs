@@ -32,7 +32,7 @@ pub struct Policy {
     /// RULES.md B.1: tolerance in mg before `exceeds-max` (vial rounding). Default 0.
     pub tocilizumab_rounding_tolerance_mg: f64,
     /// RULES.md B.3: days after infusion during which a GM-CSF order is flagged
-    /// ([PROJECT] window).
+    /// (\[PROJECT\] window).
     pub gm_csf_window_days: i64,
     /// FHIR-INPUTS.md "Patient": a weight older than this many days is stale and the
     /// card says how old it is.

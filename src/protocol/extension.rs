@@ -2,7 +2,7 @@
 //!
 //! Shape (a contract other systems and the fixture tests rely on):
 //! `crsGrade` 0-4 or null (not assessable), `icansGrade` 0-4 or null, `flags` (sorted
-//! keys), `evidence` [{finding, reference, time}], `missing` [string], and on order
+//! keys), `evidence` `[{finding, reference, time}]`, `missing` `[string]`, and on order
 //! cards `doseCheck` {drug, orderedMg, maxAllowedMg, issues}.
 
 use serde_json::{Value, json};
@@ -19,7 +19,7 @@ pub fn format_time(t: Timestamp) -> String {
         .unwrap_or_default()
 }
 
-fn number(v: f64) -> Value {
+pub(crate) fn number(v: f64) -> Value {
     // Whole numbers print without a fraction ("800", not "800.0").
     if v.fract() == 0.0 && v.abs() < 1e15 {
         json!(v as i64)

@@ -4,6 +4,10 @@
 //! Every JSON shape the service speaks is defined here, by explicit conversion
 //! functions (domain types are not serializable on purpose).
 
+pub mod cards;
+pub mod discovery;
 pub mod extension;
+pub mod feedback;
+pub mod request;
 
 pub use extension::{extension, format_time};

@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# Load test: wrk at 16 connections for ~15 s against
+#   1. GET /bench/ceiling (fixed answer: the HTTP stack's ceiling),
+#   2. a non-CAR-T patient-view request,
+#   3. a 200-entry ICU patient-view request (generated below),
+#   4. a ~10 KB patient-view request,
+# then prints req/s, p50/p99 and the server's peak RSS (VmHWM).
+#
+# Usage: deploy/load-test.sh [DURATION_SECONDS] [CONNECTIONS]
+set -euo pipefail
+
+DURATION="${1:-15}"
+CONNECTIONS="${2:-16}"
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+WORK="$(mktemp -d)"
+SERVER_PID=""
+cleanup() {
+    if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill "$SERVER_PID"
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+if ! command -v wrk >/dev/null 2>&1; then
+    echo "installing wrk" >&2
+    if [[ "$(id -u)" == 0 ]]; then apt-get install -y wrk >/dev/null; else sudo apt-get install -y wrk >/dev/null; fi
+fi
+
+echo "building release" >&2
+(cd "$ROOT" && cargo build --release --quiet)
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+BIN="$TARGET_DIR/release/crs-cds"
+
+PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')"
+BASE="http://127.0.0.1:$PORT"
+
+python3 - "$WORK" <<'PY'
+import json, sys, uuid
+work = sys.argv[1]
+pid = "load-p1"
+
+def bundle(entries):
+    return {"resourceType": "Bundle", "type": "searchset", "total": len(entries),
+            "entry": [{"fullUrl": f"urn:uuid:{uuid.uuid4()}", "resource": r} for r in entries]}
+
+def empty():
+    return bundle([])
+
+def obs(i, code, value, unit, cat="vital-signs", hour=0):
+    return {"resourceType": "Observation", "id": f"o{i}", "status": "final",
+            "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": cat}]}],
+            "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+            "subject": {"reference": f"Patient/{pid}"},
+            "effectiveDateTime": f"2026-03-10T{hour % 24:02d}:{i % 60:02d}:00Z",
+            "valueQuantity": {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}}
+
+def request(prefetch):
+    return {"hook": "patient-view", "hookInstance": str(uuid.uuid4()),
+            "context": {"userId": "Practitioner/u1", "patientId": pid}, "prefetch": prefetch}
+
+patient = {"resourceType": "Patient", "id": pid, "birthDate": "1968-04-02", "gender": "female"}
+infusion = {"resourceType": "Procedure", "id": "inf1", "status": "completed",
+            "code": {"coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": "38228"}],
+                     "text": "axicabtagene ciloleucel infusion"},
+            "subject": {"reference": f"Patient/{pid}"}, "performedDateTime": "2026-03-06T09:00:00Z"}
+
+base = {"patient": patient, "vitals": empty(), "neuro": empty(), "labs": empty(),
+        "medicationAdministrations": empty(), "medicationRequests": empty(), "procedures": empty()}
+json.dump(request(base), open(f"{work}/non-cart.json", "w"))
+
+# 200 entries: temperatures, systolic pressures, labs over two days, plus the infusion.
+vitals = [obs(i, "8310-5", 37.5 + (i % 20) / 10, "Cel", hour=i) for i in range(80)]
+vitals += [obs(100 + i, "8480-6", 85 + i % 30, "mm[Hg]", hour=i) for i in range(80)]
+labs = [obs(300 + i, "2276-4", 1200 + 50 * i, "ng/mL", cat="laboratory", hour=i) for i in range(39)]
+icu = dict(base, vitals=bundle(vitals), labs=bundle(labs), procedures=bundle([infusion]))
+json.dump(request(icu), open(f"{work}/icu-200.json", "w"))
+
+# About 10 KB.
+small = dict(base, vitals=bundle(vitals[:12] + vitals[80:88]), procedures=bundle([infusion]))
+json.dump(request(small), open(f"{work}/pv-10k.json", "w"))
+PY
+
+cat > "$WORK/post.lua" <<'LUA'
+local f = assert(io.open(os.getenv("BODY_FILE"), "r"))
+wrk.method = "POST"
+wrk.body = f:read("*a")
+f:close()
+wrk.headers["Content-Type"] = "application/json"
+LUA
+
+CRS_CDS_BENCH_ENDPOINTS=1 \
+CRS_CDS_BIND="127.0.0.1:$PORT" \
+CRS_CDS_FEEDBACK_DATABASE_URL="sqlite://$WORK/feedback.db?mode=rwc" \
+RUST_LOG=warn \
+    "$BIN" serve >"$WORK/server.log" 2>&1 &
+SERVER_PID=$!
+for _ in $(seq 1 100); do
+    curl -fsS "$BASE/healthz" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+curl -fsS "$BASE/healthz" >/dev/null
+
+run() {
+    local name="$1" url="$2" body="${3:-}"
+    local out
+    if [[ -n "$body" ]]; then
+        out="$(BODY_FILE="$body" wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$WORK/post.lua" "$url")"
+    else
+        out="$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$url")"
+    fi
+    local rps p50 p99 size non2xx
+    rps="$(awk '/Requests\/sec/ {print $2}' <<<"$out")"
+    p50="$(awk '$1 == "50%" {print $2}' <<<"$out")"
+    p99="$(awk '$1 == "99%" {print $2}' <<<"$out")"
+    non2xx="$(awk '/Non-2xx/ {print $NF}' <<<"$out")"
+    size="$([[ -n "$body" ]] && wc -c <"$body" || echo 0)"
+    printf '%-22s %8s B  %10s req/s  p50 %-9s p99 %-9s %s\n' "$name" "$size" "$rps" "$p50" "$p99" \
+        "${non2xx:+non-2xx: $non2xx}"
+}
+
+echo "wrk: $CONNECTIONS connections, ${DURATION}s each, server pid $SERVER_PID"
+run "ceiling" "$BASE/bench/ceiling"
+run "non-CAR-T patient" "$BASE/cds-services/crs-icans-grading" "$WORK/non-cart.json"
+run "ICU 200 entries" "$BASE/cds-services/crs-icans-grading" "$WORK/icu-200.json"
+run "patient-view ~10 KB" "$BASE/cds-services/crs-icans-grading" "$WORK/pv-10k.json"
+echo "server peak RSS: $(awk '/VmHWM/ {print $2, $3}' "/proc/$SERVER_PID/status")"

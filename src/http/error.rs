@@ -1,0 +1,136 @@
+//! The one error type of the HTTP layer and its single status mapping.
+//!
+//! `Display` never contains request data (it is what gets logged); [`ApiError::detail`]
+//! is what the client sees and may echo its own input back.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+
+use super::fhir_client::FhirError;
+use crate::protocol::request::RequestError;
+
+/// Everything a request can fail with.
+#[derive(thiserror::Error)]
+pub enum ApiError {
+    /// Malformed JSON, wrong types or missing fields (400).
+    #[error("bad request ({})", kind_of(.0))]
+    BadRequest(#[from] RequestError),
+    /// The header pinning the evaluation time is malformed (400).
+    #[error("bad request (evaluation time header)")]
+    BadEvaluationTime,
+    /// No such CDS Service (404).
+    #[error("unknown service")]
+    UnknownService(String),
+    /// No such route (404).
+    #[error("not found")]
+    NotFound,
+    /// The body is over the configured limit (413).
+    #[error("request body over {limit} bytes")]
+    PayloadTooLarge {
+        /// The limit.
+        limit: usize,
+    },
+    /// The data the grading needs can't be had from prefetch or the FHIR server (412).
+    #[error("precondition failed: {0}")]
+    PreconditionFailed(#[from] FhirError),
+    /// A dependency (the feedback store) is not available (503).
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else (500, opaque body).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+// Debug is what tracing-actix-web records on the request span: keep it free of request
+// data, exactly like Display.
+impl std::fmt::Debug for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+fn kind_of(e: &RequestError) -> String {
+    match e {
+        RequestError::Malformed(_) => "malformed JSON or wrong types".into(),
+        RequestError::Invalid { field, .. } => format!("invalid {field}"),
+        RequestError::Missing(field) => format!("missing {field}"),
+    }
+}
+
+impl ApiError {
+    /// The short machine-readable error name.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(RequestError::Malformed(_)) => "malformed-request",
+            ApiError::BadRequest(RequestError::Missing(_)) => "missing-field",
+            ApiError::BadRequest(RequestError::Invalid { .. }) | ApiError::BadEvaluationTime => {
+                "invalid-field"
+            }
+            ApiError::UnknownService(_) => "unknown-service",
+            ApiError::NotFound => "not-found",
+            ApiError::PayloadTooLarge { .. } => "payload-too-large",
+            ApiError::PreconditionFailed(_) => "precondition-failed",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal-error",
+        }
+    }
+
+    /// The detail shown to the client.
+    pub fn detail(&self) -> String {
+        match self {
+            ApiError::BadRequest(e) => e.to_string(),
+            ApiError::BadEvaluationTime => {
+                "X-CRS-CDS-Evaluation-Time must be an RFC 3339 date-time".into()
+            }
+            ApiError::UnknownService(id) => {
+                format!("no CDS Service with id {id:?}; see GET /cds-services")
+            }
+            ApiError::Internal(_) => "the service failed; the error was logged".into(),
+            other => other.to_string(),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) | ApiError::BadEvaluationTime => StatusCode::BAD_REQUEST,
+            ApiError::UnknownService(_) | ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        // Log once, where the error becomes a response. Display holds no request data.
+        if status.is_server_error() {
+            tracing::error!(status = status.as_u16(), error = %self, "request failed");
+        } else {
+            tracing::warn!(status = status.as_u16(), error = %self, "request refused");
+        }
+        let body = match self {
+            // CDS Hooks 2.0.1: 412 when the service can't get the FHIR data it needs.
+            ApiError::PreconditionFailed(e) => json!({
+                "resourceType": "OperationOutcome",
+                "issue": [{
+                    "severity": "error",
+                    "code": e.issue_code(),
+                    "diagnostics": format!("the data needed for grading could not be obtained: {e}"),
+                }],
+            }),
+            _ => json!({ "error": self.code(), "detail": self.detail() }),
+        };
+        let content_type = if matches!(self, ApiError::PreconditionFailed(_)) {
+            "application/fhir+json"
+        } else {
+            "application/json"
+        };
+        HttpResponse::build(status)
+            .content_type(content_type)
+            .body(body.to_string())
+    }
+}

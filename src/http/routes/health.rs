@@ -1,0 +1,51 @@
+//! Liveness, readiness, metrics and the benchmark ceiling.
+
+use actix_web::{HttpResponse, web};
+use serde_json::json;
+
+use crate::http::error::ApiError;
+use crate::http::startup::AppState;
+use crate::protocol::discovery::discovery_document;
+
+/// `GET /cds-services` (CDS Hooks 2.0.1 "Discovery").
+pub async fn discovery() -> HttpResponse {
+    HttpResponse::Ok().json(discovery_document())
+}
+
+/// `GET /healthz`: the process answers.
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+/// `GET /readyz`: the feedback store answers.
+pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    state
+        .store
+        .ping()
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("feedback store: {e}")))?;
+    Ok(HttpResponse::Ok().json(json!({ "status": "ready", "feedbackStore": "ok" })))
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let text = state
+        .metrics
+        .render()
+        .map_err(|e| ApiError::Internal(format!("metrics: {e}")))?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(text))
+}
+
+/// `GET /bench/ceiling`: a fixed small answer, to measure the HTTP stack alone.
+pub async fn ceiling() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(r#"{"cards":[]}"#)
+}
+
+/// Any other route.
+pub async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound)
+}

@@ -1,0 +1,172 @@
+//! Builds the application from validated [`Settings`] and a bound listener, so tests can
+//! bind port 0 and read the port back.
+//!
+//! Middleware order (outermost first): request span, CORS, metrics. An authentication
+//! middleware (JWT, a later issue) slots in between CORS and the routes, so preflight
+//! requests stay unauthenticated.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_cors::Cors;
+use actix_web::dev::{Server, Service};
+use actix_web::http::header;
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+use futures::FutureExt;
+use tracing_actix_web::TracingLogger;
+
+use super::feedback_store::FeedbackStore;
+use super::fhir_client::FhirClient;
+use super::metrics::Metrics;
+use super::routes;
+use super::span::CdsRootSpan;
+use crate::adapter::Terminology;
+use crate::config::Settings;
+use crate::domain::Policy;
+
+/// Shared state of every worker.
+pub struct AppState {
+    /// The code lists (plus the site ConceptMap).
+    pub terminology: Terminology,
+    /// The grading policy.
+    pub policy: Policy,
+    /// Honour the evaluation-time header.
+    pub allow_time_override: bool,
+    /// Body limit.
+    pub max_body_bytes: usize,
+    /// FHIR client.
+    pub fhir: FhirClient,
+    /// Feedback store.
+    pub store: FeedbackStore,
+    /// Metrics.
+    pub metrics: Metrics,
+}
+
+/// A built, bound, not yet running application.
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    /// Connects the feedback store (running its migrations), loads the terminology and
+    /// binds `settings.server.bind`.
+    pub async fn build(settings: &Settings) -> anyhow::Result<Application> {
+        let listener = TcpListener::bind(settings.server.bind)
+            .with_context(|| format!("binding {}", settings.server.bind))?;
+        Application::build_with_listener(settings, listener).await
+    }
+
+    /// As [`Application::build`], on an already bound listener.
+    pub async fn build_with_listener(
+        settings: &Settings,
+        listener: TcpListener,
+    ) -> anyhow::Result<Application> {
+        let mut terminology = Terminology::embedded();
+        if let Some(path) = &settings.terminology.concept_map {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the concept map {}", path.display()))?;
+            terminology = terminology
+                .with_concept_map(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {}", e.location, e.message))
+                .with_context(|| format!("loading the concept map {}", path.display()))?;
+        }
+        let store = FeedbackStore::connect(&settings.feedback.database_url)
+            .await
+            .context("connecting to the feedback database")?;
+        store
+            .migrate()
+            .await
+            .context("migrating the feedback database")?;
+        let state = web::Data::new(AppState {
+            terminology,
+            policy: settings.grading.policy.clone(),
+            allow_time_override: settings.grading.allow_time_override,
+            max_body_bytes: settings.server.max_body_bytes,
+            fhir: FhirClient::new(settings.fhir.deadline, settings.fhir.max_pages)
+                .context("building the FHIR client")?,
+            store,
+            metrics: Metrics::new().context("registering metrics")?,
+        });
+        let port = listener
+            .local_addr()
+            .context("reading the bound address")?
+            .port();
+        let bench = settings.server.bench_endpoints;
+        let app_state = state.clone();
+        let server = HttpServer::new(move || {
+            let cors = Cors::default()
+                .allow_any_origin()
+                .allowed_methods(["GET", "POST", "OPTIONS"])
+                .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
+                .max_age(3600);
+            let mut app = App::new()
+                .app_data(app_state.clone())
+                .wrap_fn(|req, srv| {
+                    let metrics = req
+                        .app_data::<web::Data<AppState>>()
+                        .map(|s| s.metrics.clone());
+                    let route = req
+                        .match_pattern()
+                        .unwrap_or_else(|| "unmatched".to_string());
+                    let start = Instant::now();
+                    srv.call(req).map(move |res| {
+                        if let (Some(m), Ok(r)) = (&metrics, &res) {
+                            m.request(&route, r.status().as_u16(), start.elapsed());
+                        }
+                        res
+                    })
+                })
+                .wrap(cors)
+                .wrap(TracingLogger::<CdsRootSpan>::new())
+                .route("/cds-services", web::get().to(routes::health::discovery))
+                .route(
+                    "/cds-services/{id}",
+                    web::post().to(routes::service::call_service),
+                )
+                .route(
+                    "/cds-services/{id}/feedback",
+                    web::post().to(routes::feedback::post_feedback),
+                )
+                .route("/healthz", web::get().to(routes::health::healthz))
+                .route("/readyz", web::get().to(routes::health::readyz))
+                .route("/metrics", web::get().to(routes::health::metrics));
+            if bench {
+                app = app.route("/bench/ceiling", web::get().to(routes::health::ceiling));
+            }
+            app.default_service(web::to(routes::health::not_found))
+        })
+        .listen(listener)
+        .context("listening")?
+        .run();
+        Ok(Application {
+            port,
+            server,
+            state,
+        })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The shared state (tests read the feedback store through it).
+    pub fn state(&self) -> Arc<AppState> {
+        self.state.clone().into_inner()
+    }
+
+    /// Runs until the server stops (Ctrl-C or a handle's stop).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+
+    /// Splits into the server future and a handle to stop it.
+    pub fn into_parts(self) -> (Server, Arc<AppState>) {
+        let state = self.state.clone().into_inner();
+        (self.server, state)
+    }
+}
