@@ -406,7 +406,14 @@ async fn replay_case(
         .with_context(|| format!("reading {}", expected_path.display()))?;
     let mut expected: Value = serde_json::from_str(&expected_text)
         .with_context(|| format!("{} is not JSON", expected_path.display()))?;
+    // Keys that steer the replay rather than describe the extension: `at` (evaluation
+    // time, sent as a header), `why` (the rationale, for people), `hasInfusion: false`
+    // (a patient without CAR-T: no cards at all).
     let at = expected.as_object_mut().and_then(|m| m.remove("at"));
+    let _why = expected.as_object_mut().and_then(|m| m.remove("why"));
+    let has_infusion = expected
+        .as_object_mut()
+        .and_then(|m| m.remove("hasInfusion"));
     let mut post = client
         .post(format!(
             "{}/cds-services/{}",
@@ -425,6 +432,12 @@ async fn replay_case(
         return Ok(Some(format!("HTTP {status}: {text}")));
     }
     let actual_response: Value = serde_json::from_str(&text).context("the response is not JSON")?;
+    if has_infusion == Some(Value::Bool(false)) {
+        let cards = actual_response["cards"].as_array().map_or(0, Vec::len);
+        return Ok(
+            (cards != 0).then(|| format!("expected no cards (no CAR-T infusion), got {cards}"))
+        );
+    }
     let actual = pick_extension(&actual_response, expected.get("doseCheck").is_some());
     if subset_matches(&expected, &actual) {
         return Ok(None);

@@ -5,6 +5,7 @@ mod cli;
 mod discovery;
 mod examples;
 mod feedback;
+mod fixture_cards;
 mod fixtures;
 mod helpers;
 mod logging;

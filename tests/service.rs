@@ -464,3 +464,46 @@ async fn an_operation_outcome_from_the_fhir_server_is_412() {
     assert_eq!(app.call(GRADING, &req).await.status(), 412);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn prefetch_under_other_keys_is_used_and_unfetchable_keys_are_reported_not_refused() {
+    let app = spawn_app_with(|s| s.grading.allow_time_override = true).await;
+    // One Bundle under a key the service did not ask for, no fhirServer.
+    let request = cart_patient_request();
+    let mut everything = Vec::new();
+    for (_, v) in request["prefetch"].as_object().expect("prefetch") {
+        match v["resourceType"].as_str() {
+            Some("Bundle") => everything.extend(v["entry"].as_array().cloned().unwrap_or_default()),
+            Some(_) => everything.push(json!({"resource": v})),
+            None => {}
+        }
+    }
+    let mut req = patient_view(
+        "p9",
+        Some(
+            json!({"everything": {"resourceType": "Bundle", "type": "collection", "entry": everything}}),
+        ),
+    );
+    req["hookInstance"] = request["hookInstance"].clone();
+    let r = app
+        .client
+        .post(format!("{}/cds-services/{GRADING}", app.address))
+        .header("X-CRS-CDS-Evaluation-Time", "2026-03-10T12:00:00Z")
+        .json(&req)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.expect("JSON");
+    let ext = &body["cards"][0]["extension"]["org.crs-cds"];
+    assert!(
+        ext["evidence"].to_string().contains("Observation/t1"),
+        "{body}"
+    );
+    let all = body.to_string();
+    assert!(
+        all.contains("prefetch vitals: not provided and no fhirServer"),
+        "{all}"
+    );
+    app.stop().await;
+}

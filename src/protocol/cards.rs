@@ -479,10 +479,9 @@ pub fn grade_observation(
 
 fn grading_card(input: &CardInput<'_>) -> Card {
     let a = input.assessment;
-    let mut indicator = Indicator::for_grade(a.crs.grade).max(Indicator::for_grade(a.icans.grade));
-    if a.flags.contains(&Flag::HlhSuspected) {
-        indicator = indicator.max(Indicator::Warning);
-    }
+    // The grading card's indicator follows the grades alone (0-1 info, 2 warning, 3-4
+    // critical); HLH suspicion has a card of its own.
+    let indicator = Indicator::for_grade(a.crs.grade).max(Indicator::for_grade(a.icans.grade));
     let crs_absent = "unknown";
     let icans_absent = if a.icans.state == IcansState::NotAssessable {
         "not-performed"

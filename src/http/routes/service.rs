@@ -40,12 +40,27 @@ fn loggable_instance(s: &str) -> &str {
     }
 }
 
+/// What [`gather`] found.
+struct Gathered<'r> {
+    /// (origin, JSON) documents for the adapter.
+    documents: Vec<(String, Cow<'r, str>)>,
+    /// Template keys the client did not prefetch and that could not be fetched because
+    /// the request names no `fhirServer`; reported on the cards as missing data.
+    unfetched: Vec<String>,
+}
+
 /// Prefetched documents plus whatever had to be fetched from `fhirServer`.
+///
+/// Every prefetch value is used, under the service's template keys or any other key a
+/// client chose. A template key that is missing (or an OperationOutcome) is fetched
+/// from `fhirServer`; without one, the call goes on with what was prefetched and the
+/// gap is reported, unless nothing at all was prefetched (412: the data the grading
+/// needs can't be had).
 async fn gather<'r>(
     request: &'r ValidRequest,
     service: &ServiceDefinition,
     state: &AppState,
-) -> Result<Vec<(String, Cow<'r, str>)>, ApiError> {
+) -> Result<Gathered<'r>, ApiError> {
     let mut documents = Vec::new();
     let mut queries = Vec::new();
     for (key, template) in &service.prefetch {
@@ -65,12 +80,28 @@ async fn gather<'r>(
             }
         }
     }
+    for key in request.raw.prefetch.iter().flat_map(|p| p.keys()) {
+        if !service.prefetch.contains_key(key)
+            && let Prefetched::Data(json) = request.prefetched(key)
+        {
+            documents.push((key.clone(), Cow::Borrowed(json)));
+        }
+    }
     if queries.is_empty() {
-        return Ok(documents);
+        return Ok(Gathered {
+            documents,
+            unfetched: Vec::new(),
+        });
     }
     let Some(server) = request.raw.fhir_server.as_deref() else {
-        let keys: Vec<&str> = queries.iter().map(|q| q.key.as_str()).collect();
-        return Err(FhirError::NoServer(keys.join(", ")).into());
+        let keys: Vec<String> = queries.into_iter().map(|q| q.key).collect();
+        if documents.is_empty() {
+            return Err(FhirError::NoServer(keys.join(", ")).into());
+        }
+        return Ok(Gathered {
+            documents,
+            unfetched: keys,
+        });
     };
     let token = request
         .raw
@@ -86,7 +117,10 @@ async fn gather<'r>(
             documents.push((f.key.clone(), Cow::Owned(page)));
         }
     }
-    Ok(documents)
+    Ok(Gathered {
+        documents,
+        unfetched: Vec::new(),
+    })
 }
 
 /// Answers one CDS Hooks call.
@@ -122,6 +156,7 @@ pub async fn call_service(
 
     let gathered = gather(&request, service, &state).await?;
     let documents: Vec<Document<'_>> = gathered
+        .documents
         .iter()
         .map(|(origin, json)| Document {
             origin: origin.as_str(),
@@ -145,10 +180,16 @@ pub async fn call_service(
     } else {
         let assessment = domain::assess(&mapped.facts, &mapped.orders, now, &state.policy);
         let (crs_evidence, icans_evidence) = split_evidence(&mapped.facts, now, &state.policy);
-        let issues: Vec<String> = mapped
-            .issues
+        let issues: Vec<String> = gathered
+            .unfetched
             .iter()
-            .map(|i| format!("{}: {}", i.location, i.message))
+            .map(|key| format!("prefetch {key}: not provided and no fhirServer to fetch it from"))
+            .chain(
+                mapped
+                    .issues
+                    .iter()
+                    .map(|i| format!("{}: {}", i.location, i.message)),
+            )
             .collect();
         let draft_orders: Option<serde_json::Value> = request
             .draft_orders()
