@@ -62,6 +62,31 @@ pub enum Command {
     },
     /// Print the discovery document.
     Discovery,
+    /// Probe a running service's health endpoint (for container HEALTHCHECKs): exit 0
+    /// when it answers 2xx within 3 s, else 1.
+    Healthcheck {
+        /// The URL to probe.
+        #[arg(long, default_value = "http://127.0.0.1:8080/healthz")]
+        url: String,
+    },
+}
+
+/// `healthcheck --url URL`.
+pub async fn healthcheck(url: &str) -> anyhow::Result<ExitCode> {
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(3))
+        .build()
+        .context("building the HTTP client")?;
+    let response = client
+        .get(url)
+        .send()
+        .await
+        .with_context(|| format!("probing {url}"))?;
+    if response.status().is_success() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        anyhow::bail!("{url} answered {}", response.status())
+    }
 }
 
 /// The settings for `serve`/`grade`: file, then environment, then `--bind`.
@@ -75,6 +100,14 @@ pub fn settings(config: Option<&Path>, bind: Option<&str>) -> anyhow::Result<Set
 
 /// Runs the service until it stops.
 pub async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
+    if !settings.auth_enabled() {
+        // Loud on purpose (issue 5): config validation allows this on loopback only.
+        eprintln!(
+            "WARNING: crs-cds is running WITHOUT authentication (no [[auth.issuers]] configured); \
+             it accepts calls on {} only. Configure trusted issuers before exposing it.",
+            settings.server.bind
+        );
+    }
     let app = Application::build(&settings)
         .await
         .context("starting the service")?;

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::auth::AuthSettings;
 use crate::domain::Policy;
 
 /// A configuration problem, reported before the service starts.
@@ -67,6 +68,16 @@ pub struct Settings {
     pub grading: GradingSettings,
     /// `[log]`.
     pub log: LogSettings,
+    /// `[auth]`: CDS client authentication (CDS Hooks "Trusting CDS Clients").
+    pub auth: AuthSettings,
+}
+
+impl Settings {
+    /// Whether requests must carry a verified JWT: `auth.required` with at least one
+    /// trusted issuer. Without issuers the service only runs on loopback (validated).
+    pub fn auth_enabled(&self) -> bool {
+        self.auth.required && !self.auth.issuers.is_empty()
+    }
 }
 
 /// `[server]`.
@@ -143,6 +154,8 @@ struct RawSettings {
     grading: RawGrading,
     #[serde(default)]
     log: RawLog,
+    #[serde(default)]
+    auth: AuthSettings,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -239,6 +252,7 @@ impl RawSettings {
             "CRS_CDS_GRADING_ALLOW_TIME_OVERRIDE" => {
                 self.grading.allow_time_override = Some(parse_bool(key, value)?)
             }
+            "CRS_CDS_AUTH_REQUIRED" => self.auth.required = parse_bool(key, value)?,
             "CRS_CDS_LOG_FORMAT" => {
                 self.log.format = Some(match value.trim().to_ascii_lowercase().as_str() {
                     "json" => LogFormat::Json,
@@ -347,7 +361,26 @@ impl RawSettings {
             policy.weight_fresh_days = v;
         }
 
+        // Auth (issue 5): with no trusted issuer (or `required = false`) the service
+        // runs unauthenticated, which is allowed on loopback only.
+        let auth = self.auth;
+        let auth_on = auth.required && !auth.issuers.is_empty();
+        if !auth_on && !bind.ip().is_loopback() {
+            return Err(invalid(
+                "auth.issuers",
+                format!(
+                    "refusing to serve {bind} without authentication: configure [[auth.issuers]] (with required = true), or bind a loopback address"
+                ),
+            ));
+        }
+        if auth_on && public_base_url.is_none() {
+            return Err(invalid(
+                "server.public_base_url",
+                "required when auth is on: a JWT's aud is checked against it",
+            ));
+        }
         Ok(Settings {
+            auth,
             server: ServerSettings {
                 bind,
                 public_base_url,
@@ -484,5 +517,15 @@ mod tests {
         let text = include_str!("../deploy/config/base.toml");
         Settings::from_sources(Some((Path::new("base.toml"), text)), env(&[]))
             .expect("base.toml is valid");
+    }
+
+    #[test]
+    fn the_production_config_is_valid_and_turns_auth_on() {
+        let text = include_str!("../deploy/config/production.toml");
+        let s = Settings::from_sources(Some((Path::new("production.toml"), text)), env(&[]))
+            .expect("production.toml is valid");
+        assert!(s.auth_enabled());
+        assert_eq!(s.log.format, LogFormat::Json);
+        assert!(!s.server.bind.ip().is_loopback());
     }
 }

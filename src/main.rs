@@ -28,24 +28,21 @@ async fn main() -> ExitCode {
                 Err(e) => Err(e),
             }
         }
-        command => {
-            let _ = telemetry::init(telemetry::subscriber(
-                LogFormat::Pretty,
-                "warn",
-                std::io::stderr,
-            ));
-            match command {
-                Command::Grade {
-                    file,
-                    json,
-                    at,
-                    config,
-                } => cli::grade(&file, json, at.as_deref(), config.as_deref()),
-                Command::Replay { dir, server } => cli::replay(&dir, &server).await,
-                Command::Discovery => cli::discovery(),
-                Command::Serve { .. } => unreachable!("handled above"),
-            }
+        Command::Grade {
+            file,
+            json,
+            at,
+            config,
+        } => {
+            quiet_telemetry();
+            cli::grade(&file, json, at.as_deref(), config.as_deref())
         }
+        Command::Replay { dir, server } => {
+            quiet_telemetry();
+            cli::replay(&dir, &server).await
+        }
+        Command::Discovery => cli::discovery(),
+        Command::Healthcheck { url } => cli::healthcheck(&url).await,
     };
     match result {
         Ok(code) => code,
@@ -54,4 +51,13 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Warnings only, readable, for the one-shot commands.
+fn quiet_telemetry() {
+    let _ = telemetry::init(telemetry::subscriber(
+        LogFormat::Pretty,
+        "warn",
+        std::io::stderr,
+    ));
 }

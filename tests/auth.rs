@@ -777,3 +777,140 @@ mod middleware {
         assert!(test::read_body(response).await.is_empty());
     }
 }
+
+// ---- The running service (issue 5: "every request, discovery included") ----
+
+/// The app with one trusted issuer (ES384 and RSA keys from a JWKS file) and a public
+/// base URL, on loopback port 0.
+async fn spawn_authenticated_app() -> crate::helpers::TestApp {
+    let path = write_jwks(&jwks(&[&ES384, &RSA]));
+    crate::helpers::spawn_app_with(move |s| {
+        s.server.public_base_url = Some("https://cds.example.org".into());
+        s.auth = settings(IssuerSettings::with_jwks_file(ISS, path));
+    })
+    .await
+}
+
+fn token_for(path: &str) -> String {
+    ES384.token(
+        "ES384",
+        &claims_with("aud", json!(format!("https://cds.example.org{path}"))),
+    )
+}
+
+#[tokio::test]
+async fn the_service_refuses_calls_without_a_token_with_401_and_no_detail() {
+    let app = spawn_authenticated_app().await;
+    let r = app
+        .client
+        .get(format!("{}/cds-services", app.address))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.headers()["www-authenticate"], "Bearer");
+    assert_eq!(r.text().await.expect("body"), "");
+    let r = app
+        .client
+        .post(format!("{}/cds-services/crs-icans-grading", app.address))
+        .header("Authorization", "Bearer not.a.jwt")
+        .body("{}")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 401);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_service_accepts_a_good_token_for_the_endpoint_called() {
+    let app = spawn_authenticated_app().await;
+    let r = app
+        .client
+        .get(format!("{}/cds-services", app.address))
+        .header("Authorization", bearer(&token_for("/cds-services")))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 200);
+    // The same kind of token minted for discovery does not open the service endpoint.
+    let r = app
+        .client
+        .post(format!("{}/cds-services/crs-icans-grading", app.address))
+        .header("Authorization", bearer(&token_for("/cds-services")))
+        .body("{}")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 401);
+    let rsa = RSA.token(
+        "RS384",
+        &claims_with(
+            "aud",
+            json!("https://cds.example.org/cds-services/crs-icans-grading"),
+        ),
+    );
+    let r = app
+        .client
+        .post(format!("{}/cds-services/crs-icans-grading", app.address))
+        .header("Authorization", bearer(&rsa))
+        .body("{}")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(
+        r.status(),
+        400,
+        "authenticated, then refused as a bad request"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn probes_and_cors_preflight_need_no_token() {
+    let app = spawn_authenticated_app().await;
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let r = app
+            .client
+            .get(format!("{}{path}", app.address))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(r.status(), 200, "{path}");
+    }
+    let r = app
+        .client
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{}/cds-services/crs-icans-grading", app.address),
+        )
+        .header("Origin", "https://sandbox.cds-hooks.org")
+        .header("Access-Control-Request-Method", "POST")
+        .header(
+            "Access-Control-Request-Headers",
+            "authorization, content-type",
+        )
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 200);
+    app.stop().await;
+}
+
+#[test]
+fn binding_a_public_address_without_trusted_issuers_is_refused() {
+    let env = [("CRS_CDS_BIND".to_string(), "0.0.0.0:8080".to_string())];
+    let err = crs_cds::config::Settings::from_sources(None, env).expect_err("refused");
+    assert!(err.to_string().contains("without authentication"), "{err}");
+    let ok = crs_cds::config::Settings::from_sources(None, []).expect("loopback default");
+    assert!(!ok.auth_enabled());
+}
+
+#[test]
+fn auth_on_needs_a_public_base_url_for_the_audience() {
+    let text = "[server]\nbind = \"0.0.0.0:8080\"\n[[auth.issuers]]\niss = \"https://ehr.example.org\"\njwks_file = \"k.json\"\n";
+    let err =
+        crs_cds::config::Settings::from_sources(Some((std::path::Path::new("c.toml"), text)), [])
+            .expect_err("refused");
+    assert!(err.to_string().contains("public_base_url"), "{err}");
+}

@@ -12,6 +12,7 @@ use std::time::Instant;
 use actix_cors::Cors;
 use actix_web::dev::{Server, Service};
 use actix_web::http::header;
+use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use futures::FutureExt;
@@ -23,6 +24,8 @@ use super::metrics::Metrics;
 use super::routes;
 use super::span::CdsRootSpan;
 use crate::adapter::Terminology;
+use crate::auth::Verifier;
+use crate::auth::middleware::{AuthGate, require_cds_client_jwt};
 use crate::config::Settings;
 use crate::domain::Policy;
 
@@ -95,6 +98,23 @@ impl Application {
             .local_addr()
             .context("reading the bound address")?
             .port();
+        let mut auth = settings.auth.clone();
+        auth.required = settings.auth_enabled();
+        if !auth.required {
+            tracing::warn!(
+                bind = %settings.server.bind,
+                "AUTHENTICATION IS OFF: no trusted JWT issuer is configured; serving loopback only"
+            );
+        }
+        let verifier = Arc::new(
+            Verifier::new(auth, reqwest::Client::new()).context("configuring authentication")?,
+        );
+        let audience_base = settings
+            .server
+            .public_base_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", settings.server.bind));
+        let gate = web::Data::new(AuthGate::new(verifier, audience_base));
         let bench = settings.server.bench_endpoints;
         let app_state = state.clone();
         let server = HttpServer::new(move || {
@@ -105,6 +125,7 @@ impl Application {
                 .max_age(3600);
             let mut app = App::new()
                 .app_data(app_state.clone())
+                .app_data(gate.clone())
                 .wrap_fn(|req, srv| {
                     let metrics = req
                         .app_data::<web::Data<AppState>>()
@@ -122,14 +143,17 @@ impl Application {
                 })
                 .wrap(cors)
                 .wrap(TracingLogger::<CdsRootSpan>::new())
-                .route("/cds-services", web::get().to(routes::health::discovery))
-                .route(
-                    "/cds-services/{id}",
-                    web::post().to(routes::service::call_service),
-                )
-                .route(
-                    "/cds-services/{id}/feedback",
-                    web::post().to(routes::feedback::post_feedback),
+                // Every CDS Hooks endpoint, discovery included, sits behind the JWT
+                // check; CORS answers preflight before it, and the probes stay open.
+                .service(
+                    web::scope("/cds-services")
+                        .wrap(from_fn(require_cds_client_jwt))
+                        .route("", web::get().to(routes::health::discovery))
+                        .route("/{id}", web::post().to(routes::service::call_service))
+                        .route(
+                            "/{id}/feedback",
+                            web::post().to(routes::feedback::post_feedback),
+                        ),
                 )
                 .route("/healthz", web::get().to(routes::health::healthz))
                 .route("/readyz", web::get().to(routes::health::readyz))
