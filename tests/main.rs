@@ -8,6 +8,7 @@ mod feedback;
 mod fixture_cards;
 mod fixtures;
 mod helpers;
+mod hostile;
 mod logging;
 mod manifests;
 mod properties;
