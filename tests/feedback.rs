@@ -98,7 +98,10 @@ async fn concurrent_feedback_survives_a_restart_on(database_url: String) {
     let stored = app.state.store.all().await.expect("readable");
     for i in 0..24 {
         let card = format!("{run}-{i}");
-        assert!(stored.iter().any(|s| s.card_uuid == card), "{card} acknowledged but lost");
+        assert!(
+            stored.iter().any(|s| s.card_uuid == card),
+            "{card} acknowledged but lost"
+        );
     }
     assert_eq!(app.get("/readyz").await.status(), 200);
     app.stop().await;
@@ -107,7 +110,10 @@ async fn concurrent_feedback_survives_a_restart_on(database_url: String) {
 #[tokio::test]
 async fn concurrent_feedback_survives_a_restart_in_sqlite() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("shared.db").display());
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("shared.db").display()
+    );
     concurrent_feedback_survives_a_restart_on(url).await;
 }
 
@@ -117,7 +123,10 @@ async fn concurrent_feedback_survives_a_restart_in_sqlite() {
 #[tokio::test]
 async fn concurrent_feedback_survives_a_restart_in_postgresql() {
     let Ok(url) = std::env::var("CRS_CDS_TEST_POSTGRES_URL") else {
-        assert!(std::env::var("CI").is_err(), "CI must provide CRS_CDS_TEST_POSTGRES_URL");
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must provide CRS_CDS_TEST_POSTGRES_URL"
+        );
         eprintln!("CRS_CDS_TEST_POSTGRES_URL not set: PostgreSQL feedback test skipped");
         return;
     };

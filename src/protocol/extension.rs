@@ -1,8 +1,9 @@
 //! The machine-readable part of every card: `extension: {"org.crs-cds": {...}}`.
 //!
 //! Shape (a contract other systems and the fixture tests rely on):
-//! `crsGrade` 0-4 or null (not assessable), `icansGrade` 0-4 or null, `flags` (sorted
-//! keys), `evidence` `[{finding, reference, time}]`, `missing` `[string]`, and on order
+//! `crsGrade` 0-4 or null (not assessable), `icansGrade` 0-4 or null, `flags` (keys in
+//! the engine's fixed order: tocilizumab-indicated, steroids-indicated, hlh-suspected,
+//! tocilizumab-with-icans, gm-csf-avoid, antifungal-prophylaxis), `evidence` `[{finding, reference, time}]`, `missing` `[string]`, and on order
 //! cards `doseCheck` {drug, orderedMg, maxAllowedMg, issues}.
 
 use serde_json::{Value, json};
