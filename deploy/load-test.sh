@@ -3,7 +3,8 @@
 #   1. GET /bench/ceiling (fixed answer: the HTTP stack's ceiling),
 #   2. a non-CAR-T patient-view request,
 #   3. a 200-entry ICU patient-view request (generated below),
-#   4. a ~10 KB patient-view request,
+#   4. the same ICU request through a naive handler (fhirbolt over every prefetch value),
+#   5. a ~10 KB patient-view request,
 # then prints req/s, p50/p99 and the server's peak RSS (VmHWM).
 #
 # Usage: deploy/load-test.sh [DURATION_SECONDS] [CONNECTIONS]
@@ -110,19 +111,23 @@ run() {
     else
         out="$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$url")"
     fi
-    local rps p50 p99 size non2xx
+    local rps p50 p99 size non2xx sockerr rss
     rps="$(awk '/Requests\/sec/ {print $2}' <<<"$out")"
     p50="$(awk '$1 == "50%" {print $2}' <<<"$out")"
     p99="$(awk '$1 == "99%" {print $2}' <<<"$out")"
     non2xx="$(awk '/Non-2xx/ {print $NF}' <<<"$out")"
+    sockerr="$(awk '/Socket errors/ {print $3,$4,$5,$6,$7,$8,$9,$10}' <<<"$out")"
     size="$([[ -n "$body" ]] && wc -c <"$body" || echo 0)"
-    printf '%-22s %8s B  %10s req/s  p50 %-9s p99 %-9s %s\n' "$name" "$size" "$rps" "$p50" "$p99" \
-        "${non2xx:+non-2xx: $non2xx}"
+    rss="$(awk '/VmRSS/ {print $2}' "/proc/$SERVER_PID/status")"
+    printf '%-24s %8s B  %10s req/s  p50 %-9s p99 %-9s errors: %s  RSS after: %s kB\n' "$name" "$size" "$rps" \
+        "$p50" "$p99" "${non2xx:+non-2xx $non2xx }${sockerr:-none}" "$rss"
 }
 
 echo "wrk: $CONNECTIONS connections, ${DURATION}s each, server pid $SERVER_PID"
+echo "server RSS at start: $(awk '/VmRSS/ {print $2}' "/proc/$SERVER_PID/status") kB"
 run "ceiling" "$BASE/bench/ceiling"
 run "non-CAR-T patient" "$BASE/cds-services/crs-icans-grading" "$WORK/non-cart.json"
 run "ICU 200 entries" "$BASE/cds-services/crs-icans-grading" "$WORK/icu-200.json"
+run "ICU naive fhirbolt" "$BASE/bench/naive-fhirbolt" "$WORK/icu-200.json"
 run "patient-view ~10 KB" "$BASE/cds-services/crs-icans-grading" "$WORK/pv-10k.json"
 echo "server peak RSS: $(awk '/VmHWM/ {print $2, $3}' "/proc/$SERVER_PID/status")"

@@ -519,3 +519,10 @@ pub fn map_documents(
     mapped.duplicates = c.duplicates;
     mapped
 }
+
+/// The naive way, for benchmarks only: fhirbolt's typed parser over a whole document,
+/// with no triage. Returns whether it parsed.
+#[doc(hidden)]
+pub fn naive_typed_parse(json: &str) -> bool {
+    fhir_r4::parse_resource(json, fhir_r4::Mode::Compatibility).is_ok()
+}

@@ -159,7 +159,12 @@ impl Application {
                 .route("/readyz", web::get().to(routes::health::readyz))
                 .route("/metrics", web::get().to(routes::health::metrics));
             if bench {
-                app = app.route("/bench/ceiling", web::get().to(routes::health::ceiling));
+                app = app
+                    .route("/bench/ceiling", web::get().to(routes::health::ceiling))
+                    .route(
+                        "/bench/naive-fhirbolt",
+                        web::post().to(routes::health::naive_fhirbolt),
+                    );
             }
             app.default_service(web::to(routes::health::not_found))
         })

@@ -45,6 +45,24 @@ pub async fn ceiling() -> HttpResponse {
         .body(r#"{"cards":[]}"#)
 }
 
+/// `POST /bench/naive-fhirbolt`: the naive handler the load test compares against:
+/// every prefetch value through fhirbolt's typed parser whole, no triage, no grading.
+pub async fn naive_fhirbolt(
+    req: actix_web::HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let body = super::read_body(&req, payload, state.max_body_bytes).await?;
+    let request = crate::protocol::request::CdsRequest::parse(&body)?;
+    let parsed = request
+        .prefetch
+        .iter()
+        .flatten()
+        .filter(|(_, v)| crate::adapter::naive_typed_parse(v.get()))
+        .count();
+    Ok(HttpResponse::Ok().json(json!({"cards": [], "parsed": parsed})))
+}
+
 /// Any other route.
 pub async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound)
