@@ -131,3 +131,28 @@ async fn generated_extremes_are_refused_or_answered_cleanly() {
     }
     app.stop().await;
 }
+
+/// Found by `cargo fuzz`: fhirbolt 0.4.0's compatibility mode loops forever on an
+/// unknown element holding an array. The adapter drops such elements, says so, and
+/// still reads the resource.
+#[tokio::test]
+async fn unknown_array_elements_are_dropped_and_reported_not_hung_on() {
+    let app = spawn_app_with(|s| s.grading.allow_time_override = true).await;
+    let body = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/hostile/unknown-array-elements.json"),
+    )
+    .expect("file");
+    let (status, text) = post(&app, "crs-icans-grading", body).await;
+    assert_eq!(status, 200, "{text}");
+    let json: Value = serde_json::from_str(&text).expect("JSON");
+    let ext = &json["cards"][0]["extension"]["org.crs-cds"];
+    assert!(
+        ext["evidence"].to_string().contains("temperature 38.6"),
+        "{text}"
+    );
+    assert!(
+        text.contains("elements unknown to FHIR R4 ignored"),
+        "{text}"
+    );
+    app.stop().await;
+}

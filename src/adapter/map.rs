@@ -3,13 +3,13 @@
 
 use std::collections::BTreeMap;
 
+use fhir_r4::Resource;
 use fhir_r4::resources::{
     MedicationAdministration, MedicationAdministrationEffective, MedicationRequest, Observation,
     ObservationComponentValue, ObservationEffective, ObservationValue, Procedure,
     ProcedurePerformed,
 };
 use fhir_r4::types::{CodeableConcept, Quantity};
-use fhir_r4::{Mode, Resource};
 
 use super::terminology::{CodingRef, Concept, Sets};
 use super::time::{age_years, parse_time};
@@ -163,10 +163,23 @@ impl<'t> Context<'t> {
 
     fn parse(&mut self, item: &Item<'_>) -> Option<Resource> {
         self.typed_parses += 1;
-        match fhir_r4::parse_resource(item.raw.get(), Mode::Compatibility) {
-            Ok(r) => Some(r),
+        match fhir_r4::parse_resource_dropping_unknown(item.raw.get()) {
+            Ok((r, dropped)) => {
+                if !dropped.is_empty() {
+                    self.issue(
+                        item,
+                        format!(
+                            "elements unknown to FHIR R4 ignored: {}",
+                            dropped.join(", ")
+                        ),
+                    );
+                }
+                Some(r)
+            }
             Err(e) => {
-                self.issue(item, format!("not a valid FHIR R4 resource: {e}"));
+                // serde's "expected one of …" list is long and says nothing to a reader.
+                let short = e.split(", expected").next().unwrap_or(&e);
+                self.issue(item, format!("not a valid FHIR R4 resource: {short}"));
                 None
             }
         }
