@@ -5,6 +5,7 @@ mod cli;
 mod discovery;
 mod examples;
 mod feedback;
+mod fhir_r4;
 mod fixture_cards;
 mod fixtures;
 mod helpers;
