@@ -269,14 +269,14 @@ impl<'t> Context<'t> {
         };
         let value_key = |sets: Sets| value_concept.and_then(|c| terminology.key(&cc_view(c), sets));
         match key {
-            "temperature" => {
-                if let Some(v) = self.quantity_of(item, value_quantity, Measure::Temperature) {
-                    match Celsius::new(v) {
-                        Ok(c) => self.facts.temperatures.push(Fact::new(c, at, src)),
-                        Err(e) => self.data_error(item, &e),
-                    }
-                }
-            }
+            "temperature" => self.measured(
+                item,
+                value_quantity,
+                Measure::Temperature,
+                at,
+                Celsius::new,
+                |f| &mut f.temperatures,
+            ),
             "systolic-bp" => self.systolic(item, value_quantity, at),
             "bp-panel" => {
                 let sbp = o.component.iter().find(|c| {
@@ -291,12 +291,9 @@ impl<'t> Context<'t> {
                 }
             }
             "body-weight" => {
-                if let Some(v) = self.quantity_of(item, value_quantity, Measure::Weight) {
-                    match Kg::new(v) {
-                        Ok(k) => self.facts.weights.push(Fact::new(k, at, src)),
-                        Err(e) => self.data_error(item, &e),
-                    }
-                }
+                self.measured(item, value_quantity, Measure::Weight, at, Kg::new, |f| {
+                    &mut f.weights
+                })
             }
             "oxygen-flow" => self.flow(item, value_quantity, at),
             "fio2" => self.fio2(item, value_quantity, at),
@@ -413,28 +410,37 @@ impl<'t> Context<'t> {
         }
     }
 
-    fn systolic(&mut self, item: &Item<'_>, q: Option<&Quantity>, at: Timestamp) {
-        if let Some(v) = self.quantity_of(item, q, Measure::Pressure) {
-            match Systolic::new(v) {
-                Ok(s) => self
-                    .facts
-                    .systolic
-                    .push(Fact::new(s, at, item.reference.clone())),
+    /// Reads a quantity in `measure`'s unit, range-checks it with `check` (a refused value
+    /// is reported, never clamped) and keeps it in the facts list `list` picks.
+    fn measured<T>(
+        &mut self,
+        item: &Item<'_>,
+        q: Option<&Quantity>,
+        measure: Measure,
+        at: Timestamp,
+        check: fn(f64) -> Result<T, DataError>,
+        list: fn(&mut PatientFacts) -> &mut Vec<Fact<T>>,
+    ) {
+        if let Some(v) = self.quantity_of(item, q, measure) {
+            match check(v) {
+                Ok(value) => {
+                    list(&mut self.facts).push(Fact::new(value, at, item.reference.clone()))
+                }
                 Err(e) => self.data_error(item, &e),
             }
         }
     }
 
+    fn systolic(&mut self, item: &Item<'_>, q: Option<&Quantity>, at: Timestamp) {
+        self.measured(item, q, Measure::Pressure, at, Systolic::new, |f| {
+            &mut f.systolic
+        });
+    }
+
     fn flow(&mut self, item: &Item<'_>, q: Option<&Quantity>, at: Timestamp) {
-        if let Some(v) = self.quantity_of(item, q, Measure::Flow) {
-            match LitersPerMinute::new(v) {
-                Ok(f) => self
-                    .facts
-                    .oxygen_flows
-                    .push(Fact::new(f, at, item.reference.clone())),
-                Err(e) => self.data_error(item, &e),
-            }
-        }
+        self.measured(item, q, Measure::Flow, at, LitersPerMinute::new, |f| {
+            &mut f.oxygen_flows
+        });
     }
 
     fn fio2(&mut self, item: &Item<'_>, q: Option<&Quantity>, at: Timestamp) {
