@@ -439,14 +439,7 @@ pub fn map_documents(
         match item.kind() {
             "Patient" => ctx.patient(item),
             "Observation" => {
-                let concept = item
-                    .triage
-                    .code
-                    .as_ref()
-                    .map(CcJson::view)
-                    .unwrap_or_default();
-                if let Some(key) = terminology.key(&concept, Sets::OBSERVATION_CODES) {
-                    let key = key.to_string();
+                if let Some(key) = code_key(item, terminology, Sets::OBSERVATION_CODES) {
                     ctx.observation(item, &key);
                 }
             }
@@ -461,14 +454,7 @@ pub fn map_documents(
                 }
             }
             "Procedure" => {
-                let concept = item
-                    .triage
-                    .code
-                    .as_ref()
-                    .map(CcJson::view)
-                    .unwrap_or_default();
-                if let Some(key) = terminology.key(&concept, Sets::VENTILATION) {
-                    let key = key.to_string();
+                if let Some(key) = code_key(item, terminology, Sets::VENTILATION) {
                     ctx.ventilation(item, &key);
                 }
             }
@@ -518,6 +504,17 @@ pub fn map_documents(
     mapped.ignored_by_status = c.ignored_by_status;
     mapped.duplicates = c.duplicates;
     mapped
+}
+
+/// The engine concept key of an entry's `code` within `sets`, if recognised.
+fn code_key(item: &Item<'_>, terminology: &Terminology, sets: Sets) -> Option<String> {
+    let concept = item
+        .triage
+        .code
+        .as_ref()
+        .map(CcJson::view)
+        .unwrap_or_default();
+    terminology.key(&concept, sets).map(str::to_string)
 }
 
 /// The naive way, for benchmarks only: fhirbolt's typed parser over a whole document,
