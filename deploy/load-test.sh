@@ -49,12 +49,18 @@ def bundle(entries):
 def empty():
     return bundle([])
 
-def obs(i, code, value, unit, cat="vital-signs", hour=0):
+from datetime import datetime, timedelta, timezone
+NOW = datetime.now(timezone.utc).replace(microsecond=0)
+
+def ago(hours):
+    return (NOW - timedelta(hours=hours)).isoformat().replace("+00:00", "Z")
+
+def obs(i, code, value, unit, cat="vital-signs", hours_ago=0.0):
     return {"resourceType": "Observation", "id": f"o{i}", "status": "final",
             "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": cat}]}],
             "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
             "subject": {"reference": f"Patient/{pid}"},
-            "effectiveDateTime": f"2026-03-10T{hour % 24:02d}:{i % 60:02d}:00Z",
+            "effectiveDateTime": ago(hours_ago),
             "valueQuantity": {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}}
 
 def request(prefetch):
@@ -65,21 +71,32 @@ patient = {"resourceType": "Patient", "id": pid, "birthDate": "1968-04-02", "gen
 infusion = {"resourceType": "Procedure", "id": "inf1", "status": "completed",
             "code": {"coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": "38228"}],
                      "text": "axicabtagene ciloleucel infusion"},
-            "subject": {"reference": f"Patient/{pid}"}, "performedDateTime": "2026-03-06T09:00:00Z"}
+            "subject": {"reference": f"Patient/{pid}"}, "performedDateTime": ago(4 * 24)}
 
 base = {"patient": patient, "vitals": empty(), "neuro": empty(), "labs": empty(),
         "medicationAdministrations": empty(), "medicationRequests": empty(), "procedures": empty()}
 json.dump(request(base), open(f"{work}/non-cart.json", "w"))
 
-# 200 entries: temperatures, systolic pressures, labs over two days, plus the infusion.
-vitals = [obs(i, "8310-5", 37.5 + (i % 20) / 10, "Cel", hour=i) for i in range(80)]
-vitals += [obs(100 + i, "8480-6", 85 + i % 30, "mm[Hg]", hour=i) for i in range(80)]
-labs = [obs(300 + i, "2276-4", 1200 + 50 * i, "ng/mL", cat="laboratory", hour=i) for i in range(39)]
-icu = dict(base, vitals=bundle(vitals), labs=bundle(labs), procedures=bundle([infusion]))
+# An ICU day-4 patient, 200 entries: hourly temperature and systolic pressure over the last
+# 3 days (a third of them inside the 24-h grading window), labs every 6 h, a running
+# norepinephrine infusion, acetaminophen doses, and the CAR-T infusion.
+vitals = [obs(i, "8310-5", round(37.2 + (i % 20) / 10, 1), "Cel", hours_ago=i + 0.5) for i in range(72)]
+vitals += [obs(100 + i, "8480-6", 85 + i % 30, "mm[Hg]", hours_ago=i + 0.5) for i in range(72)]
+labs = [obs(300 + i, code, value, unit, cat="laboratory", hours_ago=6 * (i // 4) + 1)
+        for i, (code, value, unit) in enumerate([("2276-4", 2400, "ng/mL"), ("1988-5", 95, "mg/L"),
+                                                  ("1920-8", 48, "U/L"), ("2160-0", 1.1, "mg/dL")] * 10)]
+mas = [{"resourceType": "MedicationAdministration", "id": f"apap{i}", "status": "completed",
+        "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "161"}]},
+        "subject": {"reference": f"Patient/{pid}"}, "effectiveDateTime": ago(6 * i + 2)} for i in range(13)]
+mas.append({"resourceType": "MedicationAdministration", "id": "ne1", "status": "in-progress",
+            "medicationCodeableConcept": {"text": "norepinephrine 4 mg in 250 mL"},
+            "subject": {"reference": f"Patient/{pid}"}, "effectivePeriod": {"start": ago(5)}})
+icu = dict(base, vitals=bundle(vitals), labs=bundle(labs), medicationAdministrations=bundle(mas),
+           procedures=bundle([infusion]))
 json.dump(request(icu), open(f"{work}/icu-200.json", "w"))
 
 # About 10 KB.
-small = dict(base, vitals=bundle(vitals[:12] + vitals[80:88]), procedures=bundle([infusion]))
+small = dict(base, vitals=bundle(vitals[:12] + vitals[72:80]), procedures=bundle([infusion]))
 json.dump(request(small), open(f"{work}/pv-10k.json", "w"))
 PY
 

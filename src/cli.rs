@@ -324,7 +324,14 @@ pub fn grade(
         origin: "draftOrders",
         json: j,
     });
-    let mapped = adapter::map_documents(&documents, draft_doc, &selections, now, &terminology);
+    let mapped = adapter::map_documents_within(
+        &documents,
+        draft_doc,
+        &selections,
+        now,
+        &terminology,
+        settings.grading.policy.window_hours,
+    );
     for i in &mapped.issues {
         eprintln!("input issue: {}: {}", i.location, i.message);
     }

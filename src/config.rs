@@ -319,7 +319,7 @@ impl RawSettings {
         let mut policy = Policy::default();
         let g = self.grading;
         if let Some(v) = g.window_hours {
-            if !(v.is_finite() && v > 0.0 && v <= 168.0) {
+            if !(v.is_finite() && v > 0.0 && v <= crate::domain::MAX_WINDOW_HOURS) {
                 return Err(invalid("grading.window_hours", "must be in (0, 168]"));
             }
             policy.window_hours = v;

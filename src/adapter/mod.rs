@@ -73,6 +73,9 @@ pub struct Mapped {
     pub duplicates: usize,
     /// Resources handed to fhirbolt's typed parser.
     pub typed_parses: usize,
+    /// Observations skipped before typed parsing because they are older than the
+    /// window their concept is graded over.
+    pub outside_window: usize,
 }
 
 impl Mapped {
@@ -113,6 +116,30 @@ struct TriageJson {
     medication_ref: Option<RefJson>,
     #[serde(default)]
     contained: Vec<ContainedJson>,
+    #[serde(rename = "effectiveDateTime")]
+    effective_date_time: Option<String>,
+    #[serde(rename = "effectivePeriod")]
+    effective_period: Option<PeriodJson>,
+    issued: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct PeriodJson {
+    end: Option<String>,
+}
+
+impl TriageJson {
+    /// The latest instant an Observation speaks for, when triage can tell: `None` for
+    /// no time or an open period (still running), so the entry is not skipped.
+    fn observed_until(&self) -> Option<Timestamp> {
+        if let Some(p) = &self.effective_period {
+            return p.end.as_deref().and_then(time::parse_time);
+        }
+        self.effective_date_time
+            .as_deref()
+            .or(self.issued.as_deref())
+            .and_then(time::parse_time)
+    }
 }
 
 #[derive(Deserialize, Default, Clone)]
@@ -374,6 +401,40 @@ pub fn map_documents(
     now: Timestamp,
     terminology: &Terminology,
 ) -> Mapped {
+    map_documents_within(
+        documents,
+        draft_orders,
+        selections,
+        now,
+        terminology,
+        crate::domain::MAX_WINDOW_HOURS,
+    )
+}
+
+/// How far back an Observation of concept `key` can matter to the engine, in hours, or
+/// `None` when any age can: the latest weight whatever its age, the creatinine baseline
+/// before the infusion (FHIR-INPUTS.md "Patient", "Laboratory").
+fn lookback_hours(key: &str, window_hours: f64) -> Option<f64> {
+    match key {
+        "body-weight" | "creatinine" => None,
+        k if crate::domain::LabKind::from_key(k).is_some() => {
+            Some(crate::domain::LAB_WINDOW_HOURS.max(window_hours))
+        }
+        _ => Some(window_hours),
+    }
+}
+
+/// As [`map_documents`], for an engine grading over `window_hours`: vital-sign and
+/// neurological Observations older than the window, and labs older than the lab
+/// window, are skipped before typed parsing (issue 3, "classify each by … time").
+pub fn map_documents_within(
+    documents: &[Document<'_>],
+    draft_orders: Option<Document<'_>>,
+    selections: &[String],
+    now: Timestamp,
+    terminology: &Terminology,
+    window_hours: f64,
+) -> Mapped {
     let mut c = Collector::new();
     for doc in documents {
         c.collect(doc, false);
@@ -432,6 +493,7 @@ pub fn map_documents(
     }
 
     // Triage pass 2: only what the engine uses goes through the typed parser.
+    let mut outside_window = 0;
     for (i, (item, kind)) in c.items.iter().zip(&kinds).enumerate() {
         if infusions.contains(&i) {
             continue;
@@ -440,7 +502,15 @@ pub fn map_documents(
             "Patient" => ctx.patient(item),
             "Observation" => {
                 if let Some(key) = code_key(item, terminology, Sets::OBSERVATION_CODES) {
-                    ctx.observation(item, &key);
+                    let too_old = lookback_hours(&key, window_hours).is_some_and(|h| {
+                        let start = now.minus_hours(h);
+                        item.triage.observed_until().is_some_and(|t| t <= start)
+                    });
+                    if too_old {
+                        outside_window += 1;
+                    } else {
+                        ctx.observation(item, &key);
+                    }
                 }
             }
             "MedicationAdministration" => {
@@ -500,6 +570,7 @@ pub fn map_documents(
     mapped.issues.append(&mut ctx.issues);
     mapped.orders = std::mem::take(&mut ctx.orders);
     mapped.typed_parses = ctx.typed_parses;
+    mapped.outside_window = outside_window;
     mapped.facts = ctx.facts;
     mapped.ignored_by_status = c.ignored_by_status;
     mapped.duplicates = c.duplicates;

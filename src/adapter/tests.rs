@@ -911,3 +911,61 @@ proptest::proptest! {
         let _ = map_documents(&[Document { origin: "fuzz", json: &b }], None, &[], now(), &Terminology::embedded());
     }
 }
+
+fn at(mut o: Value, time: &str) -> Value {
+    o["effectiveDateTime"] = json!(time);
+    o
+}
+
+#[test]
+fn observations_older_than_their_window_are_skipped_before_typed_parsing() {
+    let all = [
+        infusion(),
+        // Inside the 24-h window, and 25 h old (outside it).
+        at(
+            obs("t-new", LOINC, "8310-5", qty(json!(38.4), "Cel")),
+            "2026-11-23T08:00:00Z",
+        ),
+        at(
+            obs("t-old", LOINC, "8310-5", qty(json!(39.9), "Cel")),
+            "2026-11-22T11:00:00Z",
+        ),
+        // Labs count for 72 h; weights and creatinine (the baseline) at any age.
+        at(
+            obs("ferritin", LOINC, "2276-4", qty(json!(900), "ng/mL")),
+            "2026-11-21T12:00:00Z",
+        ),
+        at(
+            obs("ferritin-old", LOINC, "2276-4", qty(json!(90000), "ng/mL")),
+            "2026-11-19T11:00:00Z",
+        ),
+        at(
+            obs("weight", LOINC, "29463-7", qty(json!(70), "kg")),
+            "2026-01-01T08:00:00Z",
+        ),
+        at(
+            obs("creat", LOINC, "2160-0", qty(json!(0.8), "mg/dL")),
+            "2026-11-01T08:00:00Z",
+        ),
+    ];
+    let json = bundle(&all);
+    let docs = [Document {
+        origin: "test",
+        json: &json,
+    }];
+    let m = map_documents_within(&docs, None, &[], now(), &Terminology::embedded(), 24.0);
+    assert_eq!(temps(&m), vec![38.4]);
+    assert_eq!(
+        m.outside_window, 2,
+        "the old temperature and the old ferritin"
+    );
+    assert_eq!(m.facts.weights.len(), 1);
+    assert_eq!(
+        m.facts.labs.len(),
+        2,
+        "recent ferritin and the creatinine baseline"
+    );
+    // With the longest window a site may configure, the 25-h-old temperature is read.
+    let m = map_documents(&docs, None, &[], now(), &Terminology::embedded());
+    assert_eq!(m.facts.temperatures.len(), 2);
+}

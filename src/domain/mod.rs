@@ -41,6 +41,6 @@ pub use icans::{
     ice_grade, motor_grade, seizure_grade,
 };
 pub use management::{Recommendation, recommendations};
-pub use policy::Policy;
+pub use policy::{MAX_WINDOW_HOURS, Policy};
 pub use report::{Evidence, Missing, Note, Report};
 pub use time::{Hours, Timestamp, Window};

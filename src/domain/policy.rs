@@ -2,6 +2,11 @@
 //! place. `Policy::default()` is the project's decision as RULES.md states it; a site
 //! may change a value through configuration, never by editing a rule.
 
+/// The longest grading window a site may configure (7 days). The adapter skips typed
+/// parsing of vital-sign and neurological Observations older than the window in force,
+/// and configuration refuses a longer one.
+pub const MAX_WINDOW_HOURS: f64 = 168.0;
+
 /// The grading policy.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Policy {

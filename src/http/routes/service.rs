@@ -167,12 +167,13 @@ pub async fn call_service(
         origin: "draftOrders",
         json,
     });
-    let mapped = adapter::map_documents(
+    let mapped = adapter::map_documents_within(
         &documents,
         draft,
         request.selections(),
         now,
         &state.terminology,
+        state.policy.window_hours,
     );
 
     let response = if !mapped.has_infusion() {
