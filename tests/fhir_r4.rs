@@ -54,3 +54,10 @@ fn strict_mode_refuses_unknown_elements() {
     assert!(parse_resource(&with(r#""foo":1"#), Mode::Strict).is_err());
     assert!(parse_resource(&format!("{OBS}}}"), Mode::Strict).is_ok());
 }
+
+#[test]
+fn a_key_repeated_in_one_object_is_an_error_not_a_panic() {
+    let json = r#"{"resourceType":"Procedure","status":"completed","code":{"text":"x"},"performedPeriod":{"start":"2026-11-18"},"performedPeriod":{"start":"2026-11-19"}}"#;
+    assert!(parse_resource_dropping_unknown(json).is_err());
+    assert!(parse_resource(json, Mode::Strict).is_err());
+}

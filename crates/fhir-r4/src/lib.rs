@@ -36,7 +36,16 @@ fn parse_strict(json: &str) -> Result<Resource, String> {
     };
     // Always through the `Resource` enum: `from_slice::<Bundle>` in fhirbolt 0.4.0 fails
     // on bundles with more than one entry.
-    fhirbolt::json::from_str::<Resource>(json, Some(config)).map_err(|e| e.to_string())
+    //
+    // fhirbolt 0.4.0 also panics on some malformed input (an `unwrap` on a `None` in its
+    // element deserializer, e.g. for a key repeated in one object; found by `cargo
+    // fuzz`). The panic is contained here and becomes an ordinary parse error, so one
+    // bad resource never takes a request, or a server worker, down with it.
+    std::panic::catch_unwind(|| fhirbolt::json::from_str::<Resource>(json, Some(config)))
+        .map_err(|_| {
+            "the FHIR parser failed on this resource (malformed JSON structure)".to_string()
+        })?
+        .map_err(|e| e.to_string())
 }
 
 /// Parses a resource, dropping elements the R4 model does not know, and returns the
