@@ -28,6 +28,7 @@ use crate::auth::Verifier;
 use crate::auth::middleware::{AuthGate, require_cds_client_jwt};
 use crate::config::Settings;
 use crate::domain::Policy;
+use crate::protocol::discovery;
 
 /// Shared state of every worker.
 pub struct AppState {
@@ -130,13 +131,13 @@ impl Application {
                     let metrics = req
                         .app_data::<web::Data<AppState>>()
                         .map(|s| s.metrics.clone());
-                    let route = req
-                        .match_pattern()
-                        .unwrap_or_else(|| "unmatched".to_string());
+                    // A fixed label from the path by string matching: actix's
+                    // `match_pattern` would resolve the route (regexes) a second time.
+                    let route = routes::route_label(req.path());
                     let start = Instant::now();
                     srv.call(req).map(move |res| {
                         if let (Some(m), Ok(r)) = (&metrics, &res) {
-                            m.request(&route, r.status().as_u16(), start.elapsed());
+                            m.request(route, r.status().as_u16(), start.elapsed());
                         }
                         res
                     })
@@ -145,16 +146,30 @@ impl Application {
                 .wrap(TracingLogger::<CdsRootSpan>::new())
                 // Every CDS Hooks endpoint, discovery included, sits behind the JWT
                 // check; CORS answers preflight before it, and the probes stay open.
-                .service(
-                    web::scope("/cds-services")
+                .service({
+                    let mut scope = web::scope("/cds-services")
                         .wrap(from_fn(require_cds_client_jwt))
-                        .route("", web::get().to(routes::health::discovery))
+                        .route("", web::get().to(routes::health::discovery));
+                    // Each known service as a static route (matched without a regex),
+                    // then `{id}` for the rest (answered 404 by the handlers).
+                    for service in discovery::services() {
+                        scope = scope
+                            .route(
+                                &format!("/{}", service.id),
+                                web::post().to(routes::service::call_service),
+                            )
+                            .route(
+                                &format!("/{}/feedback", service.id),
+                                web::post().to(routes::feedback::post_feedback),
+                            );
+                    }
+                    scope
                         .route("/{id}", web::post().to(routes::service::call_service))
                         .route(
                             "/{id}/feedback",
                             web::post().to(routes::feedback::post_feedback),
-                        ),
-                )
+                        )
+                })
                 .route("/healthz", web::get().to(routes::health::healthz))
                 .route("/readyz", web::get().to(routes::health::readyz))
                 .route("/metrics", web::get().to(routes::health::metrics));

@@ -13,12 +13,11 @@ use crate::protocol::feedback::parse_feedback;
 #[tracing::instrument(name = "cds_feedback", skip_all, fields(service = tracing::field::Empty))]
 pub async fn post_feedback(
     req: HttpRequest,
-    path: web::Path<String>,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let service =
-        discovery::service(&path).ok_or_else(|| ApiError::UnknownService(path.to_string()))?;
+    let id = super::service_id(&req);
+    let service = discovery::service(&id).ok_or(ApiError::UnknownService(id))?;
     let body = read_body(&req, payload, state.max_body_bytes).await?;
     let entries = parse_feedback(&body)?;
     state

@@ -35,3 +35,54 @@ pub async fn read_body(
     }
     Ok(body)
 }
+
+/// The service id a `/cds-services/{id}` or `/cds-services/{id}/feedback` request names:
+/// from the `{id}` segment when the route has one, else from the (static) path.
+pub fn service_id(req: &HttpRequest) -> String {
+    if let Some(id) = req.match_info().get("id") {
+        return id.to_string();
+    }
+    let path = req.path();
+    let rest = path.strip_prefix("/cds-services/").unwrap_or(path);
+    rest.strip_suffix("/feedback").unwrap_or(rest).to_string()
+}
+
+/// A fixed metrics label for a request path (no allocation, no route resolution).
+pub fn route_label(path: &str) -> &'static str {
+    match path {
+        "/cds-services" => "/cds-services",
+        "/healthz" => "/healthz",
+        "/readyz" => "/readyz",
+        "/metrics" => "/metrics",
+        "/bench/ceiling" => "/bench/ceiling",
+        "/bench/naive-fhirbolt" => "/bench/naive-fhirbolt",
+        p => match p.strip_prefix("/cds-services/") {
+            Some(rest) if rest.ends_with("/feedback") && !rest[..rest.len() - 9].contains('/') => {
+                "/cds-services/{id}/feedback"
+            }
+            Some(rest) if !rest.is_empty() && !rest.contains('/') => "/cds-services/{id}",
+            _ => "unmatched",
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::route_label;
+
+    #[test]
+    fn route_labels_are_fixed_strings() {
+        assert_eq!(route_label("/cds-services"), "/cds-services");
+        assert_eq!(
+            route_label("/cds-services/crs-icans-grading"),
+            "/cds-services/{id}"
+        );
+        assert_eq!(
+            route_label("/cds-services/x/feedback"),
+            "/cds-services/{id}/feedback"
+        );
+        assert_eq!(route_label("/cds-services/a/b/c"), "unmatched");
+        assert_eq!(route_label("/cds-services/"), "unmatched");
+        assert_eq!(route_label("/nope"), "unmatched");
+    }
+}

@@ -131,13 +131,12 @@ async fn gather<'r>(
 )]
 pub async fn call_service(
     req: HttpRequest,
-    path: web::Path<String>,
     payload: web::Payload,
     state: web::Data<AppState>,
     root: tracing_actix_web::RootSpan,
 ) -> Result<HttpResponse, ApiError> {
-    let service =
-        discovery::service(&path).ok_or_else(|| ApiError::UnknownService(path.to_string()))?;
+    let id = super::service_id(&req);
+    let service = discovery::service(&id).ok_or(ApiError::UnknownService(id))?;
     let span = tracing::Span::current();
     span.record("service", service.id.as_str());
     root.record("service", service.id.as_str());
