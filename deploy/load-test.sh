@@ -95,6 +95,12 @@ icu = dict(base, vitals=bundle(vitals), labs=bundle(labs), medicationAdministrat
            procedures=bundle([infusion]))
 json.dump(request(icu), open(f"{work}/icu-200.json", "w"))
 
+# No prefetch and a FHIR server that is down: every call must answer 412 at once.
+down = request({})
+down.pop("prefetch")
+down["fhirServer"] = "http://127.0.0.1:9/fhir"
+json.dump(down, open(f"{work}/fhir-down.json", "w"))
+
 # About 10 KB.
 small = dict(base, vitals=bundle(vitals[:12] + vitals[72:80]), procedures=bundle([infusion]))
 json.dump(request(small), open(f"{work}/pv-10k.json", "w"))
@@ -145,6 +151,9 @@ echo "server RSS at start: $(awk '/VmRSS/ {print $2}' "/proc/$SERVER_PID/status"
 run "ceiling" "$BASE/bench/ceiling"
 run "non-CAR-T patient" "$BASE/cds-services/crs-icans-grading" "$WORK/non-cart.json"
 run "ICU 200 entries" "$BASE/cds-services/crs-icans-grading" "$WORK/icu-200.json"
-run "ICU naive fhirbolt" "$BASE/bench/naive-fhirbolt" "$WORK/icu-200.json"
 run "patient-view ~10 KB" "$BASE/cds-services/crs-icans-grading" "$WORK/pv-10k.json"
-echo "server peak RSS: $(awk '/VmHWM/ {print $2, $3}' "/proc/$SERVER_PID/status")"
+run "FHIR down (412 expected)" "$BASE/cds-services/crs-icans-grading" "$WORK/fhir-down.json"
+echo "server peak RSS (service endpoints): $(awk '/VmHWM/ {print $2, $3}' "/proc/$SERVER_PID/status")"
+# Last, so the naive handler's own memory does not count against the service.
+run "ICU naive fhirbolt" "$BASE/bench/naive-fhirbolt" "$WORK/icu-200.json"
+echo "server peak RSS (including the naive handler): $(awk '/VmHWM/ {print $2, $3}' "/proc/$SERVER_PID/status")"

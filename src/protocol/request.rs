@@ -210,6 +210,9 @@ impl ValidRequest {
         match self.raw.prefetch.as_ref().and_then(|p| p.get(key)) {
             None => Prefetched::Missing,
             Some(raw) if raw.get().trim() == "null" => Prefetched::Null,
+            // Only text that names an OperationOutcome is parsed to check its type;
+            // everything else is data (this runs on every call, for every key).
+            Some(raw) if !raw.get().contains("OperationOutcome") => Prefetched::Data(raw.get()),
             Some(raw) => {
                 let kind = serde_json::from_str::<ResourceType>(raw.get())
                     .ok()
