@@ -9,7 +9,7 @@ use fhir_r4::resources::{
     ObservationComponentValue, ObservationEffective, ObservationValue, Procedure,
     ProcedurePerformed,
 };
-use fhir_r4::types::{CodeableConcept, Quantity};
+use fhir_r4::types::{CodeableConcept, DateTime, Period, Quantity};
 
 use super::terminology::{CodingRef, Concept, Sets};
 use super::time::{age_years, parse_time};
@@ -776,40 +776,26 @@ fn administration_period(
         MedicationAdministrationEffective::DateTime(d) => {
             Some((d.value.as_deref().and_then(parse_time)?, None))
         }
-        MedicationAdministrationEffective::Period(p) => {
-            let start = p
-                .start
-                .as_ref()
-                .and_then(|s| s.value.as_deref())
-                .and_then(parse_time)?;
-            let end = p
-                .end
-                .as_ref()
-                .and_then(|s| s.value.as_deref())
-                .and_then(parse_time);
-            Some((start, Some(end)))
-        }
+        MedicationAdministrationEffective::Period(p) => period_bounds(p),
         _ => None,
     }
+}
+
+/// A Period's start (required) and end (`Some(None)`: open, still running).
+fn period_bounds(p: &Period) -> Option<(Timestamp, Option<Option<Timestamp>>)> {
+    let time = |d: &Option<DateTime>| {
+        d.as_ref()
+            .and_then(|s| s.value.as_deref())
+            .and_then(parse_time)
+    };
+    Some((time(&p.start)?, Some(time(&p.end))))
 }
 
 /// Start and end of a Procedure, same convention as [`administration_period`].
 fn procedure_period(p: &Procedure) -> Option<(Timestamp, Option<Option<Timestamp>>)> {
     match p.performed.as_ref()? {
         ProcedurePerformed::DateTime(d) => Some((d.value.as_deref().and_then(parse_time)?, None)),
-        ProcedurePerformed::Period(per) => {
-            let start = per
-                .start
-                .as_ref()
-                .and_then(|s| s.value.as_deref())
-                .and_then(parse_time)?;
-            let end = per
-                .end
-                .as_ref()
-                .and_then(|s| s.value.as_deref())
-                .and_then(parse_time);
-            Some((start, Some(end)))
-        }
+        ProcedurePerformed::Period(p) => period_bounds(p),
         _ => None,
     }
 }
