@@ -84,17 +84,24 @@ fn quantity_parts(q: &Quantity) -> Option<(&str, Option<&str>)> {
     Some((value, unit))
 }
 
+/// A score sent as a Quantity: a whole number, written `6` or `6.0`; anything else is
+/// not a score.
+fn integer_of_quantity(q: &Quantity) -> Option<i64> {
+    let text = q.value.as_ref()?.value.as_deref()?.trim();
+    text.parse::<i64>().ok().or_else(|| {
+        let d: rust_decimal::Decimal = text.parse().ok()?;
+        if d.fract().is_zero() {
+            i64::try_from(d).ok()
+        } else {
+            None
+        }
+    })
+}
+
 fn integer_of_value(value: Option<&ObservationValue>) -> Option<i64> {
     match value? {
         ObservationValue::Integer(i) => i.value.map(i64::from),
-        ObservationValue::Quantity(q) => q
-            .value
-            .as_ref()?
-            .value
-            .as_deref()?
-            .trim()
-            .parse::<i64>()
-            .ok(),
+        ObservationValue::Quantity(q) => integer_of_quantity(q),
         _ => None,
     }
 }
@@ -102,14 +109,7 @@ fn integer_of_value(value: Option<&ObservationValue>) -> Option<i64> {
 fn integer_of_component(value: Option<&ObservationComponentValue>) -> Option<i64> {
     match value? {
         ObservationComponentValue::Integer(i) => i.value.map(i64::from),
-        ObservationComponentValue::Quantity(q) => q
-            .value
-            .as_ref()?
-            .value
-            .as_deref()?
-            .trim()
-            .parse::<i64>()
-            .ok(),
+        ObservationComponentValue::Quantity(q) => integer_of_quantity(q),
         _ => None,
     }
 }

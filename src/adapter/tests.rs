@@ -969,3 +969,20 @@ fn observations_older_than_their_window_are_skipped_before_typed_parsing() {
     let m = map_documents(&docs, None, &[], now(), &Terminology::embedded());
     assert_eq!(m.facts.temperatures.len(), 2);
 }
+
+#[test]
+fn an_ice_score_sent_as_a_whole_quantity_is_read_and_a_fraction_is_not() {
+    let m = run(&[obs("ice", IEC, "ice-score", qty(json!(6.0), "{score}"))]);
+    let totals: Vec<u8> = m
+        .facts
+        .neuro_scores
+        .iter()
+        .filter_map(|s| match s.value {
+            NeuroScore::Ice(i) => Some(i.total()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(totals, vec![6]);
+    let m = run(&[obs("ice", IEC, "ice-score", qty(json!(6.5), "{score}"))]);
+    assert!(m.facts.neuro_scores.is_empty());
+}
