@@ -4,7 +4,7 @@
 
 use crs_cds::adapter::{Document, Terminology, map_documents};
 use crs_cds::domain::{Policy, Timestamp, assess};
-use crs_cds::protocol::cards::{CardInput, cards, split_evidence};
+use crs_cds::protocol::cards::{CardInput, cards};
 use crs_cds::protocol::discovery::Hook;
 use crs_cds::protocol::request::CdsRequest;
 use libfuzzer_sys::fuzz_target;
@@ -31,14 +31,11 @@ fuzz_target!(|data: &[u8]| {
         let draft = valid.draft_orders().map(|json| Document { origin: "draftOrders", json });
         let mapped = map_documents(&documents, draft, valid.selections(), now, &terminology);
         let a = assess(&mapped.facts, &mapped.orders, now, &policy);
-        let (crs, icans) = split_evidence(&mapped.facts, now, &policy);
         let draft_json = valid.draft_orders().and_then(|j| serde_json::from_str(j).ok());
         let input = CardInput {
             hook,
             patient_id: &valid.patient_id,
             assessment: &a,
-            crs_evidence: &crs,
-            icans_evidence: &icans,
             orders: &mapped.orders,
             data_issues: &[],
             draft_orders: draft_json.as_ref(),

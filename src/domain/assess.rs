@@ -7,7 +7,7 @@ use super::flags::{Flag, HScore, HlhCriteria, hlh_criteria, hscore};
 use super::icans::{IcansAssessment, grade_icans};
 use super::management::{Recommendation, recommendations};
 use super::policy::Policy;
-pub use super::report::{Missing, Report};
+pub use super::report::{Evidence, Missing, Report};
 use super::time::Timestamp;
 
 /// Labs are drawn daily or less often: the HLH rule looks back this far.
@@ -40,6 +40,28 @@ pub struct Assessment {
     pub recommendations: Vec<Recommendation>,
     /// Evidence, missing data, notes.
     pub report: Report,
+    /// Where the CRS evidence ends and the ICANS evidence ends in `report.evidence`
+    /// (the rules add them in that order, then the lab evidence).
+    evidence_ends: (usize, usize),
+}
+
+impl Assessment {
+    /// The evidence the CRS grade rests on.
+    pub fn crs_evidence(&self) -> &[Evidence] {
+        self.report
+            .evidence
+            .get(..self.evidence_ends.0)
+            .unwrap_or_default()
+    }
+
+    /// The evidence the ICANS grade rests on.
+    pub fn icans_evidence(&self) -> &[Evidence] {
+        let (crs_end, icans_end) = self.evidence_ends;
+        self.report
+            .evidence
+            .get(crs_end..icans_end)
+            .unwrap_or_default()
+    }
 }
 
 /// Assesses a patient at `now`, checking any draft `orders` (RULES.md A, B).
@@ -51,7 +73,9 @@ pub fn assess(
 ) -> Assessment {
     let mut report = Report::default();
     let crs = grade_crs(facts, now, policy, &mut report);
+    let crs_end = report.evidence.len();
     let icans = grade_icans(facts, now, policy, &mut report);
+    let evidence_ends = (crs_end, report.evidence.len());
     let hlh = hlh_criteria(facts, now, LAB_WINDOW_HOURS, &mut report);
     let max_temp = match &crs.fever_gate {
         FeverGate::Fever(t) | FeverGate::Closed(t) => Some(t.value),
@@ -140,6 +164,7 @@ pub fn assess(
         dose_checks,
         recommendations,
         report,
+        evidence_ends,
     }
 }
 
@@ -378,6 +403,20 @@ mod tests {
                 .iter()
                 .any(|n| n.0.contains("febrile neutropenia"))
         );
+    }
+
+    #[test]
+    fn crs_and_icans_evidence_are_told_apart_and_labs_belong_to_neither() {
+        let mut p = febrile_adult(38.5);
+        lab(&mut p, LabKind::Ferritin, 900.0, None);
+        let a = assess(&p, &[], NOW, &Policy::default());
+        let sources = |e: &[Evidence]| e.iter().map(|x| x.source.0.clone()).collect::<Vec<_>>();
+        assert_eq!(
+            sources(a.crs_evidence()),
+            vec!["Observation/t0", "Observation/bp0", "Observation/dev0"]
+        );
+        assert_eq!(sources(a.icans_evidence()), vec!["Observation/ice0"]);
+        assert_eq!(a.report.evidence.len(), 5, "plus the ferritin");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use super::discovery::Hook;
 use super::extension::{EXTENSION_KEY, extension, format_time, number};
 use crate::domain::{
     Assessment, DoseCheck, DoseIssue, DoseOrder, Drug, DrugClass, Evidence, FeverGate, Flag,
-    IcansState, PatientFacts, Policy, Report, Timestamp, grade_crs, grade_icans,
+    IcansState, Timestamp,
 };
 
 /// The project's code system (`fhir-profiles/CodeSystem-iec-toxicity.json`).
@@ -161,29 +161,12 @@ pub struct CardInput<'a> {
     pub patient_id: &'a str,
     /// The assessment.
     pub assessment: &'a Assessment,
-    /// Evidence of the CRS grade alone (see [`split_evidence`]).
-    pub crs_evidence: &'a [Evidence],
-    /// Evidence of the ICANS grade alone.
-    pub icans_evidence: &'a [Evidence],
     /// The checked draft orders.
     pub orders: &'a [DoseOrder],
     /// Input problems in words ("vitals: Observation/x: unknown unit").
     pub data_issues: &'a [String],
     /// `context.draftOrders` (order hooks), to build update suggestions.
     pub draft_orders: Option<&'a Value>,
-}
-
-/// The CRS and ICANS evidence, separately: the assessment's report mixes both.
-pub fn split_evidence(
-    facts: &PatientFacts,
-    now: Timestamp,
-    policy: &Policy,
-) -> (Vec<Evidence>, Vec<Evidence>) {
-    let mut crs = Report::default();
-    grade_crs(facts, now, policy, &mut crs);
-    let mut icans = Report::default();
-    grade_icans(facts, now, policy, &mut icans);
-    (crs.evidence, icans.evidence)
 }
 
 fn topic(code: &'static str, display: &'static str) -> Source {
@@ -495,7 +478,7 @@ fn grading_card(input: &CardInput<'_>) -> Card {
         crs_absent,
         input.patient_id,
         a.at,
-        input.crs_evidence,
+        a.crs_evidence(),
     );
     let icans_obs = grade_observation(
         "icans-grade",
@@ -504,7 +487,7 @@ fn grading_card(input: &CardInput<'_>) -> Card {
         icans_absent,
         input.patient_id,
         a.at,
-        input.icans_evidence,
+        a.icans_evidence(),
     );
     let suggestion = Suggestion {
         label: format!(

@@ -12,7 +12,7 @@ use crate::http::error::ApiError;
 use crate::http::fhir_client::{FhirError, Query};
 use crate::http::routes::read_body;
 use crate::http::startup::AppState;
-use crate::protocol::cards::{CardInput, CdsResponse, cards, split_evidence};
+use crate::protocol::cards::{CardInput, CdsResponse, cards};
 use crate::protocol::discovery::{self, Hook, ServiceDefinition, fill_template};
 use crate::protocol::request::{CdsRequest, Prefetched, ValidRequest};
 
@@ -179,7 +179,6 @@ pub async fn call_service(
         CdsResponse::default()
     } else {
         let assessment = domain::assess(&mapped.facts, &mapped.orders, now, &state.policy);
-        let (crs_evidence, icans_evidence) = split_evidence(&mapped.facts, now, &state.policy);
         let issues: Vec<String> = gathered
             .unfetched
             .iter()
@@ -198,8 +197,6 @@ pub async fn call_service(
             hook: request.hook,
             patient_id: &request.patient_id,
             assessment: &assessment,
-            crs_evidence: &crs_evidence,
-            icans_evidence: &icans_evidence,
             orders: &mapped.orders,
             data_issues: &issues,
             draft_orders: draft_orders.as_ref(),

@@ -78,13 +78,10 @@ fn render(
 ) -> Vec<Value> {
     let policy = Policy::default();
     let a = assess(facts, orders, NOW, &policy);
-    let (crs_ev, icans_ev) = split_evidence(facts, NOW, &policy);
     let input = CardInput {
         hook,
         patient_id: "p1",
         assessment: &a,
-        crs_evidence: &crs_ev,
-        icans_evidence: &icans_ev,
         orders,
         data_issues: issues,
         draft_orders: draft,
