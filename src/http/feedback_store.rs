@@ -11,26 +11,57 @@ use sqlx::sqlite::{
 
 use crate::protocol::feedback::Feedback;
 
-const SQLITE_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS cds_feedback (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    service_id TEXT NOT NULL,
-    card_uuid TEXT NOT NULL,
-    outcome TEXT NOT NULL,
-    accepted_suggestions TEXT NOT NULL,
-    override_reason TEXT,
-    outcome_timestamp TEXT NOT NULL,
-    received_at TEXT NOT NULL
-)";
-const PG_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS cds_feedback (
-    id BIGSERIAL PRIMARY KEY,
-    service_id TEXT NOT NULL,
-    card_uuid TEXT NOT NULL,
-    outcome TEXT NOT NULL,
-    accepted_suggestions TEXT NOT NULL,
-    override_reason TEXT,
-    outcome_timestamp TEXT NOT NULL,
-    received_at TEXT NOT NULL
-)";
+/// The statements whose spelling differs between the two databases.
+struct Dialect {
+    schema: &'static str,
+    insert: &'static str,
+}
+
+const SQLITE: Dialect = Dialect {
+    schema: "CREATE TABLE IF NOT EXISTS cds_feedback (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        service_id TEXT NOT NULL,
+        card_uuid TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        accepted_suggestions TEXT NOT NULL,
+        override_reason TEXT,
+        outcome_timestamp TEXT NOT NULL,
+        received_at TEXT NOT NULL
+    )",
+    insert: "INSERT INTO cds_feedback (service_id, card_uuid, outcome, accepted_suggestions, override_reason, outcome_timestamp, received_at) VALUES (?, ?, ?, ?, NULLIF(?, ''), ?, ?)",
+};
+
+const POSTGRES: Dialect = Dialect {
+    schema: "CREATE TABLE IF NOT EXISTS cds_feedback (
+        id BIGSERIAL PRIMARY KEY,
+        service_id TEXT NOT NULL,
+        card_uuid TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        accepted_suggestions TEXT NOT NULL,
+        override_reason TEXT,
+        outcome_timestamp TEXT NOT NULL,
+        received_at TEXT NOT NULL
+    )",
+    insert: "INSERT INTO cds_feedback (service_id, card_uuid, outcome, accepted_suggestions, override_reason, outcome_timestamp, received_at) VALUES ($1, $2, $3, $4, NULLIF($5, ''), $6, $7)",
+};
+
+/// Runs the same code on whichever pool the store holds, with that database's dialect.
+/// (sqlx's pools are different types per database, so one body serves both arms.)
+macro_rules! on_pool {
+    ($store:expr, |$pool:ident, $dialect:ident| $body:expr) => {
+        match $store {
+            FeedbackStore::Sqlite($pool) => {
+                let $dialect = &SQLITE;
+                $body
+            }
+            FeedbackStore::Postgres($pool) => {
+                let $dialect = &POSTGRES;
+                $body
+            }
+        }
+    };
+}
+
 const INDEX: &str = "CREATE INDEX IF NOT EXISTS cds_feedback_card ON cds_feedback (card_uuid)";
 
 /// A stored feedback row (read back by tests and operators).
@@ -80,16 +111,10 @@ impl FeedbackStore {
 
     /// Creates the table if needed (idempotent; run at start-up).
     pub async fn migrate(&self) -> Result<(), sqlx::Error> {
-        match self {
-            FeedbackStore::Sqlite(p) => {
-                sqlx::query(SQLITE_SCHEMA).execute(p).await?;
-                sqlx::query(INDEX).execute(p).await?;
-            }
-            FeedbackStore::Postgres(p) => {
-                sqlx::query(PG_SCHEMA).execute(p).await?;
-                sqlx::query(INDEX).execute(p).await?;
-            }
-        }
+        on_pool!(self, |p, dialect| {
+            sqlx::query(dialect.schema).execute(p).await?;
+            sqlx::query(INDEX).execute(p).await?;
+        });
         Ok(())
     }
 
@@ -111,13 +136,10 @@ impl FeedbackStore {
                 ]
             })
             .collect();
-        match self {
-            FeedbackStore::Sqlite(p) => {
-                let mut tx = p.begin().await?;
-                for [card, outcome, accepted, reason, ts] in &rows {
-                    sqlx::query(
-                        "INSERT INTO cds_feedback (service_id, card_uuid, outcome, accepted_suggestions, override_reason, outcome_timestamp, received_at) VALUES (?, ?, ?, ?, NULLIF(?, ''), ?, ?)",
-                    )
+        on_pool!(self, |p, dialect| {
+            let mut tx = p.begin().await?;
+            for [card, outcome, accepted, reason, ts] in &rows {
+                sqlx::query(dialect.insert)
                     .bind(service_id)
                     .bind(card)
                     .bind(outcome)
@@ -127,48 +149,23 @@ impl FeedbackStore {
                     .bind(&received_at)
                     .execute(&mut *tx)
                     .await?;
-                }
-                tx.commit().await
             }
-            FeedbackStore::Postgres(p) => {
-                let mut tx = p.begin().await?;
-                for [card, outcome, accepted, reason, ts] in &rows {
-                    sqlx::query(
-                        "INSERT INTO cds_feedback (service_id, card_uuid, outcome, accepted_suggestions, override_reason, outcome_timestamp, received_at) VALUES ($1, $2, $3, $4, NULLIF($5, ''), $6, $7)",
-                    )
-                    .bind(service_id)
-                    .bind(card)
-                    .bind(outcome)
-                    .bind(accepted)
-                    .bind(reason)
-                    .bind(ts)
-                    .bind(&received_at)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                tx.commit().await
-            }
-        }
+            tx.commit().await
+        })
     }
 
     /// Every stored row, oldest first.
     pub async fn all(&self) -> Result<Vec<StoredFeedback>, sqlx::Error> {
         use sqlx::Row;
         const Q: &str = "SELECT service_id, card_uuid, outcome FROM cds_feedback ORDER BY id";
-        let rows: Vec<(String, String, String)> = match self {
-            FeedbackStore::Sqlite(p) => sqlx::query(Q)
+        let rows: Vec<(String, String, String)> = on_pool!(self, |p, _dialect| {
+            sqlx::query(Q)
                 .fetch_all(p)
                 .await?
                 .iter()
                 .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
-                .collect::<Result<_, sqlx::Error>>()?,
-            FeedbackStore::Postgres(p) => sqlx::query(Q)
-                .fetch_all(p)
-                .await?
-                .iter()
-                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
-                .collect::<Result<_, sqlx::Error>>()?,
-        };
+                .collect::<Result<_, sqlx::Error>>()?
+        });
         Ok(rows
             .into_iter()
             .map(|(service_id, card_uuid, outcome)| StoredFeedback {
@@ -181,17 +178,14 @@ impl FeedbackStore {
 
     /// Checks the database answers.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        match self {
-            FeedbackStore::Sqlite(p) => sqlx::query("SELECT 1").execute(p).await.map(|_| ()),
-            FeedbackStore::Postgres(p) => sqlx::query("SELECT 1").execute(p).await.map(|_| ()),
-        }
+        on_pool!(self, |p, _dialect| sqlx::query("SELECT 1")
+            .execute(p)
+            .await
+            .map(|_| ()))
     }
 
     /// Closes the pool (tests restart the app on the same file).
     pub async fn close(&self) {
-        match self {
-            FeedbackStore::Sqlite(p) => p.close().await,
-            FeedbackStore::Postgres(p) => p.close().await,
-        }
+        on_pool!(self, |p, _dialect| p.close().await)
     }
 }
