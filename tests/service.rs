@@ -383,8 +383,15 @@ async fn a_cart_patient_gets_a_grading_card() {
             .is_some_and(|g| g >= 1),
         "{card}"
     );
+    // Only a temperature was sent: the CRS grade is a lower bound (no blood pressure, no
+    // oxygen record), ICANS not assessed, so nothing is offered for recording (S13).
+    assert_eq!(
+        card["extension"]["org.crs-cds"]["crsGradeIsLowerBound"],
+        true
+    );
+    assert!(card.get("suggestions").is_none(), "{card}");
     assert!(
-        card["suggestions"][0]["actions"][0]["resource"]["derivedFrom"]
+        card["extension"]["org.crs-cds"]["evidence"]
             .to_string()
             .contains("Observation/t1")
     );

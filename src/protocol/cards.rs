@@ -13,12 +13,17 @@ use crate::domain::{
     Assessment, DoseCheck, DoseIssue, DoseOrder, Drug, DrugClass, Evidence, FeverGate, Flag,
     IcansState, Timestamp,
 };
+use text::{cite, clinician_units, one_decimal, when, without_rule_ids};
 
 /// The project's code system (`fhir-profiles/CodeSystem-iec-toxicity.json`).
 pub const IEC: &str = "https://w3id.org/crs-cds/fhir/CodeSystem/iec-toxicity";
 /// Card topics.
 pub const TOPIC_SYSTEM: &str = "https://w3id.org/crs-cds/fhir/CodeSystem/card-topic";
-/// Override reasons offered on warning and critical order cards.
+/// Override reasons: the HL7 CDS Hooks non-adherence reason code system (CDS Hooks 3.0
+/// ballot, `input/vocabulary/CodeSystem-non-adherence-reason.json`), which the Sandbox
+/// renders.
+pub const NON_ADHERENCE_SYSTEM: &str = "http://cds-hooks.hl7.org/CodeSystem/non-adherence-reason";
+/// The project's own override reasons, only where no HL7 code fits.
 pub const OVERRIDE_SYSTEM: &str = "https://w3id.org/crs-cds/fhir/CodeSystem/override-reason";
 /// The grade-evidence extension (`fhir-profiles/StructureDefinition-grade-evidence.json`).
 pub const GRADE_EVIDENCE_URL: &str =
@@ -32,6 +37,10 @@ const REFERENCES: &str = "### References\n\
 - Lee DW et al. ASTCT consensus grading for cytokine release syndrome and neurologic toxicity associated with immune effector cells. Biol Blood Marrow Transplant 2019;25:625-638. doi:10.1016/j.bbmt.2018.12.758\n\
 - Santomasso BD et al. Management of immune-related adverse events in patients treated with chimeric antigen receptor T-cell therapy: ASCO guideline. J Clin Oncol 2021;39:3978-3992. doi:10.1200/JCO.21.01992\n\
 - Neelapu SS et al. Chimeric antigen receptor T-cell therapy: assessment and management of toxicities (CARTOX). Nat Rev Clin Oncol 2018;15:47-62. doi:10.1038/nrclinonc.2017.148\n";
+
+/// The one-line source of the cards that carry a single point (RULES.md §7 S14: the full
+/// references stay on the grading card).
+const SOURCE_LINE: &str = "Source: ASTCT 2019 consensus grading (doi:10.1016/j.bbmt.2018.12.758); ASCO 2021 guideline (doi:10.1200/JCO.21.01992).\n";
 
 /// Card urgency, in increasing order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -182,22 +191,34 @@ fn topic(code: &'static str, display: &'static str) -> Source {
 }
 
 fn override_reasons() -> Vec<Coding> {
-    let r = |code, display| Coding {
-        system: OVERRIDE_SYSTEM,
+    let hl7 = |code, display| Coding {
+        system: NON_ADHERENCE_SYSTEM,
         code,
         display,
     };
     vec![
-        r(
-            "clinical-judgement",
-            "Clinical judgement: benefit outweighs the risk",
+        hl7(
+            "risk-benefit-ratio",
+            "Recipient assessment of risk/benefit ratio",
         ),
-        r("already-addressed", "Already addressed"),
-        r(
-            "data-incorrect",
-            "The patient data shown is incorrect or out of date",
+        hl7(
+            "action-completed",
+            "Recommended action was already completed",
         ),
-        r("protocol", "Per study or institutional protocol"),
+        hl7(
+            "policy-contradicts",
+            "Institutional policy/guideline contradicts the recommended action",
+        ),
+        hl7(
+            "patient-contraindication",
+            "Patient has contraindication to recommended action",
+        ),
+        // No HL7 reason says "the data the card rests on is wrong": our own code.
+        Coding {
+            system: OVERRIDE_SYSTEM,
+            code: "data-incorrect",
+            display: "The patient data shown is incorrect or out of date",
+        },
     ]
 }
 
@@ -221,15 +242,20 @@ pub fn clip_summary(s: String) -> String {
 
 fn grade_text(g: Option<u8>, lower_bound: bool) -> String {
     match (g, lower_bound) {
-        (Some(g), true) => format!("grade ≥{g}"),
+        (Some(g), true) => format!("grade ≥ {g}"),
         (Some(g), false) => format!("grade {g}"),
         (None, _) => "not assessable".to_string(),
     }
 }
 
+/// Whether the ICANS grade is a lower bound (a domain could not be assessed).
+fn icans_lower_bound(_a: &Assessment) -> bool {
+    false
+}
+
 fn icans_text(a: &Assessment) -> String {
     match (a.icans.grade, a.icans.state) {
-        (Some(g), _) => format!("grade {g}"),
+        (Some(g), _) => grade_text(Some(g), icans_lower_bound(a)),
         (None, IcansState::NotAssessable) => "not assessable (sedated/intubated)".into(),
         (None, _) => "not assessed".into(),
     }
@@ -263,6 +289,7 @@ fn opt_grade(g: Option<u8>) -> String {
 }
 
 fn grading_detail(a: &Assessment, issues: &[String]) -> String {
+    let now = a.at;
     let mut d = String::new();
     d.push_str(&format!(
         "**CRS {}**",
@@ -273,20 +300,25 @@ fn grading_detail(a: &Assessment, issues: &[String]) -> String {
     }
     d.push_str("\n\n");
     let gate = match &a.crs.fever_gate {
-        FeverGate::Fever(t) => format!("fever {} Cel at {}", t.value.value(), format_time(t.at)),
-        FeverGate::Waived(m) => {
-            format!(
-                "fever requirement waived: {} given at {}",
-                m.drug.key(),
-                format_time(m.at)
-            )
-        }
-        FeverGate::Closed(t) => format!("afebrile (maximum {} Cel): CRS grade 0", t.value.value()),
+        FeverGate::Fever(t) => format!(
+            "fever {} °C ({})",
+            one_decimal(t.value.value()),
+            when(t.at, now)
+        ),
+        FeverGate::Waived(m) => format!(
+            "fever requirement waived: {} given {}",
+            m.drug.key(),
+            when(m.at, now)
+        ),
+        FeverGate::Closed(t) => format!(
+            "afebrile (maximum {} °C): CRS grade 0",
+            one_decimal(t.value.value())
+        ),
         FeverGate::Unknown => {
             "no temperature and no antipyretic/anticytokine therapy: fever not assessable".into()
         }
     };
-    d.push_str(&format!("- Fever gate: {gate}\n"));
+    d.push_str(&format!("- Fever: {gate}\n"));
     let pressors: Vec<&str> = a
         .crs
         .hypotension
@@ -327,67 +359,76 @@ fn grading_detail(a: &Assessment, issues: &[String]) -> String {
         a.icans.motor,
         a.icans.cerebral_edema
     ));
-    if !a.flags.is_empty() {
+    d.push_str(&recommendations_section(a));
+    d.push_str(&evidence_section(&a.report.evidence, now));
+    d.push_str(&missing_section(a));
+    if !issues.is_empty() {
         d.push_str(&format!(
-            "Flags: {}\n\n",
-            a.flags
-                .iter()
-                .map(|f| format!("`{}`", f.key()))
-                .collect::<Vec<_>>()
-                .join(", ")
+            "{} input problem(s): see the data-quality card.\n\n",
+            issues.len()
         ));
     }
-    d.push_str(&evidence_section(&a.report.evidence));
-    d.push_str(&missing_section(a, issues));
-    d.push_str(&recommendations_section(a));
     d.push_str(REFERENCES);
     d
 }
 
-fn evidence_section(evidence: &[Evidence]) -> String {
+/// The evidence as clinicians read it: the finding in clinician units and when it was
+/// recorded. Resource ids stay in the extension (RULES.md §7 S14).
+fn evidence_section(evidence: &[Evidence], now: Timestamp) -> String {
     let mut d = String::from("### Evidence\n");
     if evidence.is_empty() {
         d.push_str("No findings in the grading window.\n\n");
         return d;
     }
-    d.push_str("| Finding | Time | Resource |\n|---|---|---|\n");
+    d.push_str("| Finding | When |\n|---|---|\n");
     for e in evidence {
         d.push_str(&format!(
-            "| {} | {} | {} |\n",
-            cell(&e.finding),
-            format_time(e.at),
-            cell(&e.source.0)
+            "| {} | {} |\n",
+            cell(&clinician_units(&e.finding)),
+            when(e.at, now)
         ));
     }
     d.push('\n');
     d
 }
 
-fn missing_section(a: &Assessment, issues: &[String]) -> String {
-    if a.report.missing.is_empty() && a.report.notes.is_empty() && issues.is_empty() {
+fn missing_section(a: &Assessment) -> String {
+    if a.report.missing.is_empty() && a.report.notes.is_empty() {
         return String::new();
     }
-    let mut d = String::from("### Missing or unusable data\n");
+    let mut d = String::from("### Missing data and notes\n");
     for m in &a.report.missing {
         d.push_str(&format!("- {m}\n"));
     }
     for n in &a.report.notes {
-        d.push_str(&format!("- {}\n", n.0));
-    }
-    for i in issues {
-        d.push_str(&format!("- {i}\n"));
+        d.push_str(&format!("- {}\n", clinician_units(&without_rule_ids(&n.0))));
     }
     d.push('\n');
     d
 }
 
+/// The per-grade actions, each once, with its literature source (RULES.md §7 S14).
 fn recommendations_section(a: &Assessment) -> String {
     if a.recommendations.is_empty() {
         return String::new();
     }
     let mut d = String::from("### Recommended actions\n");
-    for r in &a.recommendations {
-        d.push_str(&format!("- {} _({})_\n", r.text, r.source));
+    let mut seen: Vec<&str> = Vec::new();
+    for r in a
+        .recommendations
+        .iter()
+        .filter(|r| scope_of(r.text) == Scope::Grade)
+    {
+        if seen.contains(&r.text) {
+            continue;
+        }
+        seen.push(r.text);
+        let source = cite(r.source);
+        if source.is_empty() {
+            d.push_str(&format!("- {}\n", r.text));
+        } else {
+            d.push_str(&format!("- {} _({source})_\n", r.text));
+        }
     }
     d.push('\n');
     d
@@ -489,39 +530,49 @@ fn grading_card(input: &CardInput<'_>) -> Card {
         a.at,
         a.icans_evidence(),
     );
-    let suggestion = Suggestion {
-        label: format!(
-            "Record CRS {} and ICANS {} (preliminary)",
-            grade_text(a.crs.grade, false),
-            a.icans
-                .grade
-                .map_or_else(|| "not assessable".to_string(), |g| format!("grade {g}"))
-        ),
-        uuid: uuid(),
-        is_recommended: false,
-        actions: vec![
-            Action {
-                kind: "create",
-                description: "Record the suggested CRS grade (ASTCT 2019)".into(),
-                resource: Some(crs_obs),
-                resource_id: None,
-            },
-            Action {
-                kind: "create",
-                description: "Record the suggested ICANS grade (ASTCT 2019)".into(),
-                resource: Some(icans_obs),
-                resource_id: None,
-            },
-        ],
+    // RULES.md §7 S13: only a definite grade is offered for recording; a lower bound or a
+    // grade that could not be assessed is never written down as if it were one.
+    let crs_definite = a.crs.grade.filter(|_| !a.crs.lower_bound);
+    let icans_definite = a.icans.grade.filter(|_| !icans_lower_bound(a));
+    let mut actions = Vec::new();
+    let mut recorded = Vec::new();
+    if let Some(g) = crs_definite {
+        recorded.push(format!("CRS grade {g}"));
+        actions.push(Action {
+            kind: "create",
+            description: "Record the suggested CRS grade (ASTCT 2019)".into(),
+            resource: Some(crs_obs),
+            resource_id: None,
+        });
+    }
+    if let Some(g) = icans_definite {
+        recorded.push(format!("ICANS grade {g}"));
+        actions.push(Action {
+            kind: "create",
+            description: "Record the suggested ICANS grade (ASTCT 2019)".into(),
+            resource: Some(icans_obs),
+            resource_id: None,
+        });
+    }
+    let suggestions = if actions.is_empty() {
+        Vec::new()
+    } else {
+        vec![Suggestion {
+            label: format!("Record {} (preliminary)", recorded.join(" and ")),
+            uuid: uuid(),
+            is_recommended: false,
+            actions,
+        }]
     };
+    let selection_behavior = (!suggestions.is_empty()).then_some("at-most-one");
     Card {
         uuid: uuid(),
         summary: grading_summary(a),
         detail: grading_detail(a, input.data_issues),
         indicator,
         source: topic("crs-icans-grade", "CRS/ICANS grade"),
-        suggestions: vec![suggestion],
-        selection_behavior: Some("at-most-one"),
+        suggestions,
+        selection_behavior,
         override_reasons: Vec::new(),
         extension: ext(a, None),
     }
@@ -567,8 +618,8 @@ fn hlh_card(a: &Assessment) -> Card {
         a.hscore.points,
         crate::domain::HScore::CUTOFF,
     ));
-    d.push_str(&recommendations_section(a));
-    d.push_str(REFERENCES);
+    d.push_str(&own_point(a, Scope::Hlh));
+    d.push_str(SOURCE_LINE);
     plain_card(
         a,
         "Suspected HLH/MAS after CAR-T: ferritin > 10,000 ng/mL with organ toxicity (CARTOX)"
@@ -584,11 +635,48 @@ fn yes(b: bool) -> &'static str {
     if b { "met" } else { "not met" }
 }
 
+/// The card a recommendation belongs on (RULES.md §7 S14: each action stated once).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    Grade,
+    Hlh,
+    Antifungal,
+    GmCsf,
+}
+
+fn scope_of(text: &str) -> Scope {
+    if text.starts_with("Suspected HLH/MAS") {
+        Scope::Hlh
+    } else if text.starts_with("Steroids for CRS/ICANS") || text.starts_with("Taper steroids") {
+        Scope::Antifungal
+    } else if text.starts_with("Do not use GM-CSF") {
+        Scope::GmCsf
+    } else {
+        Scope::Grade
+    }
+}
+
+/// The recommendation lines of one card, as a markdown list.
+fn own_point(a: &Assessment, scope: Scope) -> String {
+    let mut d = String::new();
+    for r in a
+        .recommendations
+        .iter()
+        .filter(|r| scope_of(r.text) == scope)
+    {
+        let source = cite(r.source);
+        d.push_str(&format!("- {} _({source})_\n", r.text));
+    }
+    if !d.is_empty() {
+        d.push('\n');
+    }
+    d
+}
+
 fn antifungal_card(a: &Assessment) -> Card {
     let d = format!(
-        "Steroids are given, ordered or indicated for CRS/ICANS.\n\n{}{}",
-        recommendations_section(a),
-        REFERENCES
+        "Steroids are given, ordered or indicated for CRS/ICANS.\n\n{}{SOURCE_LINE}",
+        own_point(a, Scope::Antifungal),
     );
     plain_card(
         a,
@@ -603,7 +691,7 @@ fn antifungal_card(a: &Assessment) -> Card {
 fn gm_csf_card(a: &Assessment, ordered: bool) -> Card {
     let what = if ordered { "ordered" } else { "given" };
     let d = format!(
-        "Sargramostim (GM-CSF) is {what} within the CAR-T toxicity window. GM-CSF is not recommended after CAR-T; G-CSF (filgrastim) is acceptable.\n\n{REFERENCES}"
+        "Sargramostim (GM-CSF) is {what} within the CAR-T toxicity window. GM-CSF is not recommended after CAR-T; G-CSF (filgrastim) is acceptable _(ASCO 2021; CARTOX 2018)_.\n\n{SOURCE_LINE}"
     );
     let mut c = plain_card(
         a,
@@ -617,22 +705,23 @@ fn gm_csf_card(a: &Assessment, ordered: bool) -> Card {
     c
 }
 
+/// Input problems (unusable data) have a card of their own; what is missing stays on the
+/// grading card beside the grade it qualifies (RULES.md §7 S14: stated once).
 fn data_card(a: &Assessment, issues: &[String]) -> Option<Card> {
-    if a.report.missing.is_empty() && issues.is_empty() {
+    if issues.is_empty() {
         return None;
     }
-    let d = format!(
-        "Missing data is never read as normal: the affected domains are reported as not assessed.\n\n{}{}",
-        missing_section(a, issues),
-        REFERENCES
+    let mut d = String::from(
+        "Data that could not be used is never read as normal: the affected domains are reported as not assessed.\n\n### Unusable data\n",
     );
+    for i in issues {
+        d.push_str(&format!("- {}\n", clinician_units(i)));
+    }
+    d.push('\n');
+    d.push_str(SOURCE_LINE);
     Some(plain_card(
         a,
-        format!(
-            "Grading data gaps: {} missing item(s), {} input problem(s)",
-            a.report.missing.len(),
-            issues.len()
-        ),
+        format!("Grading data problems: {} input problem(s)", issues.len()),
         d,
         Indicator::Info,
         topic("data-quality", "Missing or unusable data"),
@@ -649,7 +738,7 @@ fn drug_name(d: Drug) -> String {
 }
 
 fn mg(v: f64) -> String {
-    number(v).to_string()
+    one_decimal(v)
 }
 
 fn issue_text(i: DoseIssue) -> &'static str {
@@ -662,13 +751,17 @@ fn issue_text(i: DoseIssue) -> &'static str {
     }
 }
 
-/// The indicator of a dose check: hard-rule violations of the dose, the 24-h or the
-/// total count are critical; other issues and an unreadable dose are warnings.
+/// The indicator of a dose check: hard-rule violations of the dose, the interval, the
+/// 24-h or the total count are critical (RULES.md B.1, §7 S8); other issues and an
+/// unreadable dose are warnings.
 pub fn dose_indicator(check: &DoseCheck) -> Indicator {
     let hard_stop = check.issues.iter().any(|i| {
         matches!(
             i,
-            DoseIssue::ExceedsMax | DoseIssue::Max24hReached | DoseIssue::MaxTotalReached
+            DoseIssue::ExceedsMax
+                | DoseIssue::IntervalTooShort
+                | DoseIssue::Max24hReached
+                | DoseIssue::MaxTotalReached
         )
     });
     if check.hard && hard_stop {
@@ -678,6 +771,18 @@ pub fn dose_indicator(check: &DoseCheck) -> Indicator {
     } else {
         Indicator::Info
     }
+}
+
+/// Whether the B.1 rules allow any further dose now: after `max-total-reached`,
+/// `max-24h-reached` or `interval-too-short` no corrected dose is suggested
+/// (RULES.md §7 S8).
+fn further_dose_allowed(check: &DoseCheck) -> bool {
+    !check.issues.iter().any(|i| {
+        matches!(
+            i,
+            DoseIssue::IntervalTooShort | DoseIssue::Max24hReached | DoseIssue::MaxTotalReached
+        )
+    })
 }
 
 fn dose_summary(check: &DoseCheck) -> String {
@@ -747,11 +852,7 @@ pub fn corrected_order(draft: &Value, max_mg: f64) -> Value {
 fn dose_card(input: &CardInput<'_>, check: &DoseCheck) -> Card {
     let a = input.assessment;
     let indicator = dose_indicator(check);
-    let mut d = format!(
-        "Order {} ({}).\n\n",
-        cell(&check.source.0),
-        drug_name(check.drug)
-    );
+    let mut d = format!("{} order.\n\n", drug_name(check.drug));
     d.push_str(&format!(
         "- Ordered: {}\n- Maximum allowed per dose: {}\n",
         check
@@ -763,16 +864,15 @@ fn dose_card(input: &CardInput<'_>, check: &DoseCheck) -> Card {
     ));
     if let Some(w) = &a.weight {
         d.push_str(&format!(
-            "- Dosing weight: {} kg ({}, {})\n",
-            mg(w.value.value()),
-            format_time(w.at),
-            cell(&w.source.0)
+            "- Dosing weight: {} kg ({})\n",
+            one_decimal(w.value.value()),
+            when(w.at, a.at)
         ));
     }
     d.push_str(&format!(
         "- Rule: {}\n",
         if check.hard {
-            "hard limit (tocilizumab label, ASCO)"
+            "hard limit (tocilizumab label, ASCO 2021)"
         } else {
             "soft ceiling (warning only)"
         }
@@ -780,14 +880,25 @@ fn dose_card(input: &CardInput<'_>, check: &DoseCheck) -> Card {
     for i in &check.issues {
         d.push_str(&format!("- Issue: {}\n", issue_text(*i)));
     }
+    if !further_dose_allowed(check) {
+        if check.issues.contains(&DoseIssue::MaxTotalReached) {
+            d.push_str("- No further tocilizumab dose is allowed in this CRS episode (4 doses given); consider the refractory-CRS options.\n");
+        } else if check.issues.contains(&DoseIssue::Max24hReached) {
+            d.push_str(
+                "- No further dose is allowed until fewer than 3 doses fall in the last 24 h.\n",
+            );
+        } else {
+            d.push_str("- The next dose is allowed 8 h after the last one.\n");
+        }
+    }
     for n in &check.notes {
-        d.push_str(&format!("- Note: {n}\n"));
+        d.push_str(&format!("- Note: {}\n", clinician_units(n)));
     }
     d.push('\n');
     if check.drug == Drug::Tocilizumab {
         d.push_str("Tocilizumab: 8 mg/kg IV (12 mg/kg under 30 kg), max 800 mg per dose; at least 8 h apart; max 3 doses in 24 h and 4 in total.\n\n");
     }
-    d.push_str(REFERENCES);
+    d.push_str(SOURCE_LINE);
     let mut card = plain_card(
         a,
         dose_summary(check),
@@ -797,6 +908,7 @@ fn dose_card(input: &CardInput<'_>, check: &DoseCheck) -> Card {
         Some(check),
     );
     if check.issues.contains(&DoseIssue::ExceedsMax)
+        && further_dose_allowed(check)
         && let Some(max) = check.max_allowed_mg
         && let Some(draft) = find_draft(input.draft_orders, &check.source.0)
     {
@@ -807,8 +919,8 @@ fn dose_card(input: &CardInput<'_>, check: &DoseCheck) -> Card {
             actions: vec![Action {
                 kind: "update",
                 description: format!(
-                    "Set the dose of {} to the maximum of {} mg",
-                    check.source.0,
+                    "Set the {} dose to the maximum of {} mg",
+                    check.drug.key(),
                     mg(max)
                 ),
                 resource: Some(corrected_order(draft, max)),
@@ -844,11 +956,9 @@ pub fn dexamethasone_order(patient_id: &str, at: Timestamp) -> Value {
 fn tocilizumab_with_icans_card(input: &CardInput<'_>, order: &DoseOrder) -> Card {
     let a = input.assessment;
     let d = format!(
-        "ICANS {} with CRS {}: tocilizumab does not cross the blood-brain barrier and may worsen neurotoxicity; corticosteroids are preferred. This is a warning, not a hard stop.\n\n{}{}",
+        "ICANS {} with CRS {}: tocilizumab does not cross the blood-brain barrier and may worsen neurotoxicity; corticosteroids are preferred _(expert summary; ASCO 2021)_. This is a warning, not a hard stop.\n\n{SOURCE_LINE}",
         icans_text(a),
         grade_text(a.crs.grade, a.crs.lower_bound),
-        recommendations_section(a),
-        REFERENCES
     );
     let mut card = plain_card(
         a,
@@ -862,22 +972,24 @@ fn tocilizumab_with_icans_card(input: &CardInput<'_>, order: &DoseOrder) -> Card
         topic("tocilizumab-with-icans", "Tocilizumab with ICANS"),
         None,
     );
+    // RULES.md §7 S9: `create` before `delete`, so a client that applies only the first
+    // action is not left without an order.
     card.suggestions.push(Suggestion {
         label: "Replace tocilizumab with dexamethasone 10 mg IV every 6 hours".into(),
         uuid: uuid(),
         is_recommended: true,
         actions: vec![
             Action {
-                kind: "delete",
-                description: format!("Remove the tocilizumab order {}", order.source.0),
-                resource: None,
-                resource_id: Some(order.source.0.clone()),
-            },
-            Action {
                 kind: "create",
                 description: "Order dexamethasone 10 mg IV every 6 hours".into(),
                 resource: Some(dexamethasone_order(input.patient_id, a.at)),
                 resource_id: None,
+            },
+            Action {
+                kind: "delete",
+                description: "Remove the tocilizumab order".into(),
+                resource: None,
+                resource_id: Some(order.source.0.clone()),
             },
         ],
     });
@@ -925,6 +1037,8 @@ pub fn cards(input: &CardInput<'_>) -> Vec<Card> {
     }
     out
 }
+
+pub mod text;
 
 #[cfg(test)]
 mod tests;

@@ -44,6 +44,7 @@ pub fn dose_check_json(check: &DoseCheck) -> Value {
 pub fn extension(assessment: &Assessment, dose_check: Option<&DoseCheck>) -> Value {
     let mut v = json!({
         "crsGrade": assessment.crs.grade,
+        "crsGradeIsLowerBound": assessment.crs.lower_bound && assessment.crs.grade.is_some(),
         "icansGrade": assessment.icans.grade,
         "flags": assessment.flags.iter().map(|f| f.key()).collect::<Vec<_>>(),
         "evidence": assessment.report.evidence.iter().map(|e| json!({

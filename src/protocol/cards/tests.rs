@@ -105,12 +105,33 @@ fn assert_common(card: &Value) {
     assert_eq!(card["source"]["topic"]["system"], TOPIC_SYSTEM);
     assert!(card["source"]["topic"]["code"].is_string());
     assert!(card["source"]["topic"]["display"].is_string());
+    let detail = card["detail"].as_str().expect("detail");
     assert!(
-        card["detail"]
-            .as_str()
-            .expect("detail")
-            .contains("doi:10.1016/j.bbmt.2018.12.758")
+        detail.contains("doi:10.1016/j.bbmt.2018.12.758"),
+        "{detail}"
     );
+    // RULES.md §7 S14: clinician units, no internal rule ids or resource ids in the text
+    // (the data-quality card names the records that could not be used, so they can be
+    // corrected).
+    let internal: &[&str] = if card["source"]["topic"]["code"] == "data-quality" {
+        &[" Cel", "mm[Hg]", "RULES", "SEED-", "§"]
+    } else {
+        &[
+            " Cel",
+            "mm[Hg]",
+            "RULES",
+            "SEED-",
+            "§",
+            "Observation/",
+            "MedicationRequest/",
+        ]
+    };
+    for internal in internal {
+        assert!(
+            !detail.contains(internal),
+            "detail shows {internal:?}:\n{detail}"
+        );
+    }
     let ext = &card["extension"]["org.crs-cds"];
     for key in ["crsGrade", "icansGrade", "flags", "evidence", "missing"] {
         assert!(ext.get(key).is_some(), "extension lacks {key}");
@@ -154,9 +175,9 @@ fn a_crs3_icans1_patient_gets_a_critical_grading_card_with_the_grades_in_the_sum
     let detail = card["detail"].as_str().expect("detail");
     for needle in [
         "### Evidence",
-        "Observation/t1",
+        "temperature 39.2 °C",
         "### Recommended actions",
-        "_(ASCO)_",
+        "_(ASCO 2021)_",
         "### References",
         "ASCO guideline",
         "CARTOX",
@@ -229,9 +250,10 @@ fn a_patient_without_findings_gets_an_info_card_with_data_absent_grades_and_a_da
         card["summary"],
         "CRS not assessable, ICANS not assessed (ASTCT) - day 1 after axi-cel"
     );
-    let crs = &card["suggestions"][0]["actions"][0]["resource"];
-    assert!(crs.get("valueInteger").is_none());
-    assert_eq!(crs["dataAbsentReason"]["coding"][0]["code"], "unknown");
+    // RULES.md §7 S13: grades that could not be assessed are not offered for recording.
+    assert!(card.get("suggestions").is_none(), "{card}");
+    assert!(card.get("selectionBehavior").is_none());
+    assert_eq!(card["extension"]["org.crs-cds"]["crsGrade"], Value::Null);
     assert!(
         card["detail"]
             .as_str()
@@ -399,10 +421,11 @@ fn tocilizumab_with_icans_and_no_crs_suggests_dexamethasone_instead() {
     let actions = card["suggestions"][0]["actions"]
         .as_array()
         .expect("actions");
-    assert_eq!(actions[0]["type"], "delete");
-    assert_eq!(actions[0]["resourceId"], "MedicationRequest/toci1");
-    let dex = &actions[1]["resource"];
-    assert_eq!(actions[1]["type"], "create");
+    // RULES.md §7 S9: create first, so a client applying only the first action keeps an order.
+    assert_eq!(actions[1]["type"], "delete");
+    assert_eq!(actions[1]["resourceId"], "MedicationRequest/toci1");
+    let dex = &actions[0]["resource"];
+    assert_eq!(actions[0]["type"], "create");
     assert_eq!(dex["resourceType"], "MedicationRequest");
     assert_eq!(dex["status"], "draft");
     assert_eq!(dex["intent"], "order");
@@ -445,4 +468,175 @@ fn a_gm_csf_order_gets_a_warning_card() {
 fn summaries_are_clipped_below_140_characters() {
     let long = "x".repeat(300);
     assert!(clip_summary(long).chars().count() < 140);
+}
+
+fn given_toci(hours_ago: i64, n: usize) -> crate::domain::MedicationGiven {
+    crate::domain::MedicationGiven {
+        drug: Drug::Tocilizumab,
+        at: at(hours_ago),
+        dose_mg: Some(640.0),
+        source: Source(format!("MedicationAdministration/toci{n}")),
+    }
+}
+
+#[test]
+fn a_crs_grade_that_is_a_lower_bound_is_flagged_and_never_offered_for_recording() {
+    let mut f = crs3_icans1();
+    // No oxygen record: hypoxia not assessed, CRS 3 from the vasopressor is a lower bound.
+    f.oxygen_devices.clear();
+    f.oxygen_flows.clear();
+    let cards = render(Hook::PatientView, &f, &[], None, &[]);
+    let card = &cards[0];
+    assert_common(card);
+    let ext = &card["extension"]["org.crs-cds"];
+    assert_eq!(ext["crsGrade"], 3);
+    assert_eq!(ext["crsGradeIsLowerBound"], true);
+    assert!(
+        card["summary"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("CRS grade ≥ 3")),
+        "{}",
+        card["summary"]
+    );
+    let actions = card["suggestions"][0]["actions"]
+        .as_array()
+        .expect("the definite ICANS grade is still offered");
+    assert_eq!(actions.len(), 1);
+    assert_eq!(
+        actions[0]["resource"]["code"]["coding"][0]["code"],
+        "icans-grade"
+    );
+    assert!(
+        card["suggestions"][0]["label"]
+            .as_str()
+            .is_some_and(|l| !l.contains("CRS"))
+    );
+}
+
+#[test]
+fn a_definite_crs_grade_is_not_a_lower_bound_in_the_extension() {
+    let cards = render(Hook::PatientView, &crs3_icans1(), &[], None, &[]);
+    assert_eq!(
+        cards[0]["extension"]["org.crs-cds"]["crsGradeIsLowerBound"],
+        false
+    );
+}
+
+#[test]
+fn a_fifth_tocilizumab_dose_over_the_maximum_gets_no_change_the_dose_suggestion() {
+    let mut f = crs3_icans1();
+    f.medications_given
+        .extend((0..4).map(|n| given_toci(60 - 12 * n as i64, n)));
+    let cards = render(
+        Hook::OrderSelect,
+        &f,
+        &[toci(900.0)],
+        Some(&draft_bundle()),
+        &[],
+    );
+    let card = &cards[0];
+    assert_common(card);
+    assert_eq!(card["indicator"], "critical");
+    let issues = &card["extension"]["org.crs-cds"]["doseCheck"]["issues"];
+    assert!(
+        issues
+            .as_array()
+            .is_some_and(|i| i.contains(&json!("max-total-reached"))),
+        "{issues}"
+    );
+    assert!(card.get("suggestions").is_none(), "{card}");
+    assert!(
+        card["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("No further tocilizumab dose is allowed"))
+    );
+}
+
+#[test]
+fn a_tocilizumab_dose_7h59_after_the_last_is_critical_and_8h_is_not() {
+    for (minutes_ago, critical) in [(7 * 60 + 59, true), (8 * 60, false)] {
+        let mut f = crs3_icans1();
+        f.medications_given.push(crate::domain::MedicationGiven {
+            drug: Drug::Tocilizumab,
+            at: Timestamp(NOW.0 - minutes_ago * 60_000),
+            dose_mg: Some(640.0),
+            source: Source("MedicationAdministration/toci0".into()),
+        });
+        let cards = render(
+            Hook::OrderSelect,
+            &f,
+            &[toci(900.0)],
+            Some(&draft_bundle()),
+            &[],
+        );
+        let card = &cards[0];
+        let interval = card["extension"]["org.crs-cds"]["doseCheck"]["issues"]
+            .as_array()
+            .is_some_and(|i| i.contains(&json!("interval-too-short")));
+        assert_eq!(interval, critical, "{minutes_ago} min");
+        assert_eq!(
+            card["indicator"], "critical",
+            "exceeds-max is critical anyway"
+        );
+        // S8: no corrected dose while the interval forbids any dose.
+        assert_eq!(
+            card.get("suggestions").is_none(),
+            critical,
+            "{minutes_ago} min"
+        );
+    }
+    // Without exceeds-max, the interval alone is critical.
+    let mut f = crs3_icans1();
+    f.medications_given.push(given_toci(7, 0));
+    let cards = render(Hook::OrderSelect, &f, &[toci(640.0)], None, &[]);
+    assert_eq!(cards[0]["indicator"], "critical");
+}
+
+#[test]
+fn each_recommended_action_is_stated_once_across_the_cards() {
+    let cards = render(Hook::PatientView, &crs3_icans1(), &[], None, &[]);
+    let grading = cards[0]["detail"].as_str().expect("detail");
+    let antifungal = cards
+        .iter()
+        .find(|c| c["source"]["topic"]["code"] == "antifungal-prophylaxis")
+        .and_then(|c| c["detail"].as_str())
+        .expect("an antifungal card");
+    assert!(grading.contains("CRS G3"));
+    assert!(!antifungal.contains("CRS G3"), "{antifungal}");
+    assert!(antifungal.contains("antifungal prophylaxis"));
+    assert!(!grading.contains("antifungal prophylaxis"), "{grading}");
+    assert!(!antifungal.contains("### References"));
+    for c in &cards {
+        assert_common(c);
+    }
+    let lines: Vec<&str> = grading.lines().filter(|l| l.starts_with("- ")).collect();
+    let mut unique = lines.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(lines.len(), unique.len(), "a line repeats:\n{grading}");
+}
+
+#[test]
+fn override_reasons_come_from_the_hl7_non_adherence_code_system() {
+    let cards = render(
+        Hook::OrderSign,
+        &crs3_icans1(),
+        &[toci(900.0)],
+        Some(&draft_bundle()),
+        &[],
+    );
+    let reasons = cards[0]["overrideReasons"].as_array().expect("reasons");
+    let hl7: Vec<&Value> = reasons
+        .iter()
+        .filter(|r| r["system"] == NON_ADHERENCE_SYSTEM)
+        .collect();
+    assert!(hl7.len() >= 4, "{reasons:?}");
+    assert!(hl7.iter().any(|r| r["code"] == "risk-benefit-ratio"));
+    // Only a reason with no HL7 equivalent keeps the project's own system.
+    let own: Vec<&Value> = reasons
+        .iter()
+        .filter(|r| r["system"] == OVERRIDE_SYSTEM)
+        .collect();
+    assert_eq!(own.len(), 1);
+    assert_eq!(own[0]["code"], "data-incorrect");
 }
