@@ -14,6 +14,7 @@ use crate::adapter::{self, Document, Terminology};
 use crate::config::Settings;
 use crate::domain::{self, Assessment, Timestamp};
 use crate::http::Application;
+use crate::protocol::cards;
 use crate::protocol::discovery::{discovery_document, service_for_hook};
 use crate::protocol::extension::{EXTENSION_KEY, dose_check_json, extension, format_time};
 
@@ -153,7 +154,24 @@ pub fn assessment_json(a: &Assessment) -> Value {
         .iter()
         .map(|r| json!({ "text": r.text, "source": r.source }))
         .collect();
-    v["doseChecks"] = a.dose_checks.iter().map(dose_check_json).collect();
+    v["summary"] = json!(cards::grading_summary(a));
+    v["notes"] = a.report.notes.iter().map(|n| json!(n.0)).collect();
+    v["weight"] = a.weight.as_ref().map_or(
+        Value::Null,
+        |w| json!({ "kg": w.value.value(), "time": format_time(w.at), "reference": w.source.0 }),
+    );
+    v["doseChecks"] = a
+        .dose_checks
+        .iter()
+        .map(|c| {
+            let mut j = dose_check_json(c);
+            j["reference"] = json!(c.source.0);
+            j["summary"] = json!(cards::dose_summary(c));
+            j["indicator"] = json!(cards::dose_indicator(c).name());
+            j["notes"] = json!(c.notes);
+            j
+        })
+        .collect();
     json!({ EXTENSION_KEY: v })
 }
 
@@ -165,6 +183,7 @@ fn grade_text(g: Option<u8>) -> String {
 pub fn assessment_table(a: &Assessment) -> String {
     let mut s = String::new();
     let row = |s: &mut String, k: &str, v: String| s.push_str(&format!("{k:<26} {v}\n"));
+    s.push_str(&format!("{}\n\n", cards::grading_summary(a)));
     row(&mut s, "Evaluated at", format_time(a.at));
     if let Some(i) = &a.infusion {
         row(
@@ -216,6 +235,18 @@ pub fn assessment_table(a: &Assessment) -> String {
             .collect::<Vec<_>>()
             .join(", "),
     );
+    if let Some(w) = &a.weight {
+        row(
+            &mut s,
+            "Dosing weight",
+            format!(
+                "{} kg ({}, {})",
+                cards::text::one_decimal(w.value.value()),
+                cards::text::when(w.at, a.at),
+                w.source.0
+            ),
+        );
+    }
     row(
         &mut s,
         "HScore",
@@ -227,7 +258,7 @@ pub fn assessment_table(a: &Assessment) -> String {
             "  {:<22} {:<34} {}\n",
             format_time(e.at),
             e.source.0,
-            e.finding
+            cards::text::clinician_units(&e.finding)
         ));
     }
     if !a.report.missing.is_empty() || !a.report.notes.is_empty() {
@@ -243,11 +274,14 @@ pub fn assessment_table(a: &Assessment) -> String {
         s.push_str("\nDose checks\n");
         for c in &a.dose_checks {
             s.push_str(&format!(
-                "  {} {}: {}\n",
-                c.source.0,
-                c.drug.key(),
-                dose_check_json(c)
+                "  [{}] {} ({})\n",
+                cards::dose_indicator(c).name(),
+                cards::dose_summary(c),
+                c.source.0
             ));
+            for n in &c.notes {
+                s.push_str(&format!("      note: {n}\n"));
+            }
         }
     }
     if !a.recommendations.is_empty() {

@@ -63,3 +63,40 @@ fn replay_reports_failures_with_a_non_zero_exit_code() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("0 passed, 1 failed"));
 }
+
+#[test]
+fn grade_shows_the_card_summary_the_weight_and_dose_checks_as_readable_lines() {
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/requests/toci-30kg-360mg-exceeds.json"
+    );
+    let out = bin()
+        .args(["grade", "--at", "2026-11-23T12:00:00Z", fixture])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "CRS grade 2, ICANS grade 1 (ASTCT) - day 5",
+        "Dosing weight              30 kg",
+        "[critical] Tocilizumab 360 mg exceeds the maximum of 240 mg per dose",
+        "temperature 38.6 °C",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing from:\n{text}");
+    }
+    let out = bin()
+        .args(["grade", "--json", "--at", "2026-11-23T12:00:00Z", fixture])
+        .output()
+        .expect("runs");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let ext = &v["org.crs-cds"];
+    assert_eq!(ext["crsGrade"], 2);
+    assert_eq!(ext["weight"]["kg"], 30.0);
+    let check = &ext["doseChecks"][0];
+    assert_eq!(check["indicator"], "critical");
+    assert_eq!(check["maxAllowedMg"], 240);
+    assert_eq!(
+        check["summary"],
+        "Tocilizumab 360 mg exceeds the maximum of 240 mg per dose"
+    );
+}

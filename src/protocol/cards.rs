@@ -785,7 +785,8 @@ fn further_dose_allowed(check: &DoseCheck) -> bool {
     })
 }
 
-fn dose_summary(check: &DoseCheck) -> String {
+/// The one-line summary of a dose-check card.
+pub fn dose_summary(check: &DoseCheck) -> String {
     let name = drug_name(check.drug);
     let ordered = check
         .ordered_mg

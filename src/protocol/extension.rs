@@ -1,10 +1,11 @@
 //! The machine-readable part of every card: `extension: {"org.crs-cds": {...}}`.
 //!
-//! Shape (a contract other systems and the fixture tests rely on):
-//! `crsGrade` 0-4 or null (not assessable), `icansGrade` 0-4 or null, `flags` (keys in
-//! the engine's fixed order: tocilizumab-indicated, steroids-indicated, hlh-suspected,
-//! tocilizumab-with-icans, gm-csf-avoid, antifungal-prophylaxis), `evidence` `[{finding, reference, time}]`, `missing` `[string]`, and on order
-//! cards `doseCheck` {drug, orderedMg, maxAllowedMg, issues}.
+//! Shape (a contract other systems and the fixture tests rely on; README "Cards" lists it):
+//! `crsGrade` 0-4 or null (not assessable), `crsGradeIsLowerBound`, `icansGrade` 0-4 or
+//! null, `flags` (keys in the engine's fixed order), `evidence` `[{finding, reference,
+//! time}]`, `missing` `[string]`, `recommendations` `[{text, source}]` (source: the rule
+//! tag; rule ids appear here and never in the card text, RULES.md §7 S14), and on order cards
+//! `doseCheck` {drug, orderedMg, maxAllowedMg, issues}.
 
 use serde_json::{Value, json};
 
@@ -53,6 +54,10 @@ pub fn extension(assessment: &Assessment, dose_check: Option<&DoseCheck>) -> Val
             "time": format_time(e.at),
         })).collect::<Vec<_>>(),
         "missing": assessment.report.missing.iter().map(|m| m.to_string()).collect::<Vec<_>>(),
+        "recommendations": assessment.recommendations.iter().map(|r| json!({
+            "text": r.text,
+            "source": r.source,
+        })).collect::<Vec<_>>(),
     });
     if let Some(check) = dose_check {
         v["doseCheck"] = dose_check_json(check);
