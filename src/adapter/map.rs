@@ -731,39 +731,26 @@ impl<'t> Context<'t> {
                 Some(DosageDoseAndRateDose::Quantity(q)) => Some(q.as_ref()),
                 _ => None,
             });
+        let unreadable = |this: &mut Self, reason: String| {
+            this.issue(item, format!("{reason}: dose not checked"));
+            DoseAmount::Unreadable(reason)
+        };
         let Some(q) = q else {
-            self.issue(item, "no doseQuantity in the order: dose not checked");
-            return DoseAmount::Unreadable;
+            return unreadable(self, "no doseQuantity in the order".into());
         };
         let Some((value, unit)) = quantity_parts(q) else {
-            self.issue(item, "doseQuantity without a value: dose not checked");
-            return DoseAmount::Unreadable;
+            return unreadable(self, "doseQuantity without a value".into());
         };
         if unit == Some("mg/kg") {
             return match value.trim().parse::<f64>() {
                 Ok(v) if v.is_finite() && v > 0.0 => DoseAmount::MgPerKg(v),
-                _ => {
-                    self.issue(
-                        item,
-                        format!("unreadable dose '{value} mg/kg': dose not checked"),
-                    );
-                    DoseAmount::Unreadable
-                }
+                _ => unreadable(self, format!("unreadable dose '{value} mg/kg'")),
             };
         }
         match convert(value, unit, Measure::DoseMass) {
             Ok(mg) if mg > 0.0 => DoseAmount::Mg(mg),
-            Ok(mg) => {
-                self.issue(
-                    item,
-                    format!("dose {mg} mg is not positive: dose not checked"),
-                );
-                DoseAmount::Unreadable
-            }
-            Err(message) => {
-                self.issue(item, format!("{message} (dose not checked)"));
-                DoseAmount::Unreadable
-            }
+            Ok(mg) => unreadable(self, format!("dose {mg} mg is not positive")),
+            Err(message) => unreadable(self, message),
         }
     }
 }

@@ -560,10 +560,10 @@ fn hlh_card(a: &Assessment) -> Card {
     d.push_str(&format!(
         "- Peak ferritin: {}\n- Liver (bilirubin/AST/ALT grade ≥ 3): {}\n- Renal (oliguria or creatinine rise grade ≥ 3): {}\n- Pulmonary edema grade ≥ 3: {}\n- Hemophagocytosis: {}\n- HScore: {} (information only; not validated after CAR-T; cut-off {})\n\n",
         h.ferritin.map_or_else(|| "not measured".to_string(), |f| format!("{f} ng/mL")),
-        yes(h.liver),
-        yes(h.renal),
-        yes(h.pulmonary),
-        yes(h.hemophagocytosis),
+        criterion_text(h.liver),
+        criterion_text(h.renal),
+        criterion_text(h.pulmonary),
+        criterion_text(h.hemophagocytosis),
         a.hscore.points,
         crate::domain::HScore::CUTOFF,
     ));
@@ -578,10 +578,6 @@ fn hlh_card(a: &Assessment) -> Card {
         topic("hlh-suspected", "Suspected HLH/MAS"),
         None,
     )
-}
-
-fn yes(b: bool) -> &'static str {
-    if b { "met" } else { "not met" }
 }
 
 fn antifungal_card(a: &Assessment) -> Card {
@@ -652,6 +648,14 @@ fn mg(v: f64) -> String {
     number(v).to_string()
 }
 
+fn criterion_text(c: crate::domain::Criterion) -> &'static str {
+    match c {
+        crate::domain::Criterion::Met => "met",
+        crate::domain::Criterion::NotMet => "not met",
+        crate::domain::Criterion::NotAssessed => "not assessed",
+    }
+}
+
 fn issue_text(i: DoseIssue) -> &'static str {
     match i {
         DoseIssue::ExceedsMax => "dose above the maximum",
@@ -659,6 +663,8 @@ fn issue_text(i: DoseIssue) -> &'static str {
         DoseIssue::Max24hReached => "3 doses already given in 24 h",
         DoseIssue::MaxTotalReached => "4 doses already given in this episode",
         DoseIssue::BelowLabelAge => "patient younger than the labelled 2 years",
+        DoseIssue::WeightUnavailable => "weight-based limit not checked: no usable body weight",
+        DoseIssue::DoseUnreadable => "the ordered dose could not be read",
     }
 }
 
