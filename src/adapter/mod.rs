@@ -416,8 +416,15 @@ pub fn map_documents(
 /// before the infusion (FHIR-INPUTS.md "Patient", "Laboratory").
 fn lookback_hours(key: &str, window_hours: f64) -> Option<f64> {
     match key {
-        "body-weight" | "creatinine" => None,
-        k if crate::domain::LabKind::from_key(k).is_some() => {
+        // A recorded CRS grade documents CRS for the fever waiver whenever it was
+        // recorded after the infusion (RULES.md §7 S3).
+        "body-weight" | "creatinine" | "crs-grade" => None,
+        k if crate::domain::LabKind::from_key(k).is_some()
+            || matches!(
+                k,
+                "hemophagocytosis" | "pulmonary-edema-grade-3" | "oliguria-grade-3"
+            ) =>
+        {
             Some(crate::domain::LAB_WINDOW_HOURS.max(window_hours))
         }
         _ => Some(window_hours),
