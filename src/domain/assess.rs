@@ -387,7 +387,7 @@ mod tests {
         ));
         lab(&mut p, LabKind::Creatinine, 2.5, None);
         let a = assess(&p, &[], NOW, &Policy::default());
-        assert!(a.hlh.renal);
+        assert_eq!(a.hlh.renal, crate::domain::Criterion::Met);
     }
 
     #[test]

@@ -660,8 +660,9 @@ mod tests {
     }
 
     #[test]
-    fn afebrile_after_tocilizumab_is_graded_by_hypoxia() {
+    fn afebrile_after_tocilizumab_for_a_documented_fever_is_graded_by_hypoxia() {
         let mut p = febrile_adult(37.2);
+        temp(&mut p, 38.6, 30.0);
         given(&mut p, Drug::Tocilizumab, 6.0, Some(560.0));
         p.oxygen_devices.clear();
         device(&mut p, OxygenDevice::NasalCannula, 1.0);
@@ -672,6 +673,7 @@ mod tests {
     #[test]
     fn afebrile_after_antipyretic_without_organ_findings_is_grade_0_by_policy_u1() {
         let mut p = febrile_adult(37.2);
+        temp(&mut p, 38.6, 30.0);
         given(&mut p, Drug::Acetaminophen, 3.0, Some(1000.0));
         let a = crs(&p);
         assert!(matches!(a.fever_gate, FeverGate::Waived(_)));

@@ -785,7 +785,7 @@ mod tests {
     }
 
     #[test]
-    fn no_weight_means_no_maximum_and_no_guess() {
+    fn without_a_weight_an_800_mg_order_is_weight_unavailable_never_within_the_limits() {
         let mut p = adult();
         p.weights.clear();
         let c = check_dose(
@@ -795,7 +795,8 @@ mod tests {
             &Policy::default(),
         );
         assert_eq!(c.max_allowed_mg, None);
-        assert_eq!(c.issues, vec![]);
+        assert_eq!(c.issues, vec![DoseIssue::WeightUnavailable]);
+        assert_eq!(c.suggest_dose_mg, None);
     }
 
     #[test]
