@@ -50,6 +50,10 @@ fn facts(case: &Value) -> (PatientFacts, Vec<DoseOrder>) {
         ));
     }
     if f["antipyretic_or_anticytokine_given"] == true {
+        // RULES.md §7 S3: the waiver needs documented CRS before the dose; these
+        // examples describe treated CRS, recorded here as a CRS-grade Observation.
+        p.recorded_crs_grades
+            .push(Fact::new(1, NOW.minus_hours(5.0), "Observation/crs-grade"));
         p.medications_given.push(MedicationGiven {
             drug: Drug::Acetaminophen,
             at: NOW.minus_hours(4.0),
@@ -110,7 +114,7 @@ fn facts(case: &Value) -> (PatientFacts, Vec<DoseOrder>) {
             .expect("items"),
         ))
     } else if f["capd_unable"] == true {
-        Some(NeuroScore::CapdUnable)
+        Some(NeuroScore::UnableUnarousable { capd: true })
     } else {
         f["capd_score"]
             .as_i64()

@@ -14,4 +14,5 @@ mod logging;
 mod manifests;
 mod properties;
 mod service;
+mod suggestions;
 mod tidy;

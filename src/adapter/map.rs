@@ -16,10 +16,10 @@ use super::time::{age_years, parse_time};
 use super::units::{Measure, convert};
 use super::{AdapterIssue, Item, Terminology};
 use crate::domain::{
-    CapdScore, CarTProduct, Celsius, CerebralEdema, Consciousness, DataError, DoseAmount,
-    DoseOrder, Drug, DrugClass, DrugExposure, Fact, IceScore, Infusion, Kg, LabKind, LabValue,
-    LitersPerMinute, MedicationGiven, Motor, NeuroScore, OxygenDevice, PatientFacts, Seizure,
-    Source, Systolic, Timestamp, Ventilation, VentilationMode,
+    CapdScore, CarTProduct, Celsius, CerebralEdema, ClinicalFinding, Consciousness, DataError,
+    DoseAmount, DoseOrder, Drug, DrugClass, DrugExposure, Fact, IceScore, Infusion, Kg, LabKind,
+    LabValue, LitersPerMinute, MedicationGiven, Motor, NeuroScore, OxygenDevice, PatientFacts,
+    Seizure, Source, Systolic, Timestamp, Ventilation, VentilationMode,
 };
 
 /// The five ICE items, in `IceScore::from_items` order.
@@ -311,7 +311,13 @@ impl<'t> Context<'t> {
                 }
             }
             "ice-score" | "capd-score" => {
-                let score = if o.data_absent_reason.is_some() {
+                // RULES.md §7 S5: its own encoding, read before any dataAbsentReason.
+                let unable = value_key(Sets::NEURO) == Some("unable-unarousable");
+                let score = if unable {
+                    Some(NeuroScore::UnableUnarousable {
+                        capd: key == "capd-score",
+                    })
+                } else if o.data_absent_reason.is_some() {
                     Some(NeuroScore::NotAssessable)
                 } else if key == "capd-score" {
                     match integer_of_value(o.value.as_ref()).map(CapdScore::new) {
@@ -372,6 +378,38 @@ impl<'t> Context<'t> {
                 match value_key(Sets::OXYGEN_DEVICES).and_then(OxygenDevice::from_key) {
                     Some(d) => self.facts.oxygen_devices.push(Fact::new(d, at, src)),
                     None => self.issue(item, "oxygen delivery device not recognised: not used"),
+                }
+            }
+            "crs-grade" => match integer_of_value(o.value.as_ref()) {
+                Some(g @ 0..=4) => {
+                    let g = u8::try_from(g).unwrap_or(0);
+                    self.facts.recorded_crs_grades.push(Fact::new(g, at, src));
+                }
+                Some(g) => self.issue(item, format!("CRS grade {g} is outside 0-4: not used")),
+                // Not assessable (dataAbsentReason) documents nothing.
+                None => {}
+            },
+            "hemophagocytosis" | "pulmonary-edema-grade-3" | "oliguria-grade-3" => {
+                let finding = match key {
+                    "hemophagocytosis" => ClinicalFinding::Hemophagocytosis,
+                    "pulmonary-edema-grade-3" => ClinicalFinding::PulmonaryEdemaGrade3,
+                    _ => ClinicalFinding::OliguriaGrade3,
+                };
+                let answer = match &o.value {
+                    Some(ObservationValue::Boolean(b)) => b.value,
+                    _ => match value_key(Sets::ANSWERS) {
+                        Some("yes") => Some(true),
+                        Some("no") => Some(false),
+                        _ => None,
+                    },
+                };
+                match answer {
+                    Some(true) => self.facts.findings.push(Fact::new(finding, at, src)),
+                    Some(false) => self.facts.findings_absent.push(Fact::new(finding, at, src)),
+                    None => self.issue(
+                        item,
+                        format!("{key} without a boolean or yes/no answer: not used"),
+                    ),
                 }
             }
             "hypotension" => match &o.value {
@@ -584,19 +622,24 @@ impl<'t> Context<'t> {
         };
         let src = Source(item.reference.clone());
         match drug.class() {
-            DrugClass::Vasopressor | DrugClass::Inotrope => {
+            DrugClass::Vasopressor | DrugClass::Inotrope | DrugClass::Sedative => {
                 // In progress, or an open period, means still running.
                 let end = if item.status() == "in-progress" {
                     None
                 } else {
                     end.unwrap_or(Some(start))
                 };
-                self.facts.vasoactive.push(DrugExposure {
+                let exposure = DrugExposure {
                     drug,
                     start,
                     end,
                     source: src,
-                });
+                };
+                if drug.class() == DrugClass::Sedative {
+                    self.facts.sedatives.push(exposure);
+                } else {
+                    self.facts.vasoactive.push(exposure);
+                }
             }
             _ => {
                 let dose_mg = match m.dosage.as_ref().and_then(|d| d.dose.as_deref()) {
@@ -613,27 +656,50 @@ impl<'t> Context<'t> {
         }
     }
 
-    /// An active MedicationRequest for a vasopressor (a continuous infusion): running
-    /// from `authoredOn`.
+    /// An active MedicationRequest for a vasopressor or a sedative (a continuous
+    /// infusion): running from `authoredOn`. A PRN order is not a running infusion
+    /// (RULES.md §7 S11).
     pub fn request(&mut self, item: &Item<'_>, drug: Drug) {
-        if !matches!(drug.class(), DrugClass::Vasopressor | DrugClass::Inotrope) {
+        if !matches!(
+            drug.class(),
+            DrugClass::Vasopressor | DrugClass::Inotrope | DrugClass::Sedative
+        ) {
             return;
         }
         let Some(Resource::MedicationRequest(r)) = self.parse(item) else {
             return;
         };
+        let prn = r.dosage_instruction.iter().any(|d| {
+            matches!(
+                &d.as_needed,
+                Some(fhir_r4::types::DosageAsNeeded::Boolean(b)) if b.value == Some(true)
+            ) || matches!(
+                &d.as_needed,
+                Some(fhir_r4::types::DosageAsNeeded::CodeableConcept(_))
+            )
+        });
+        if prn {
+            return;
+        }
         match r
             .authored_on
             .as_ref()
             .and_then(|a| a.value.as_deref())
             .and_then(parse_time)
         {
-            Some(start) => self.facts.vasoactive.push(DrugExposure {
-                drug,
-                start,
-                end: None,
-                source: Source(item.reference.clone()),
-            }),
+            Some(start) => {
+                let exposure = DrugExposure {
+                    drug,
+                    start,
+                    end: None,
+                    source: Source(item.reference.clone()),
+                };
+                if drug.class() == DrugClass::Sedative {
+                    self.facts.sedatives.push(exposure);
+                } else {
+                    self.facts.vasoactive.push(exposure);
+                }
+            }
             None => self.issue(
                 item,
                 "active vasopressor order without authoredOn: not used",
@@ -731,39 +797,26 @@ impl<'t> Context<'t> {
                 Some(DosageDoseAndRateDose::Quantity(q)) => Some(q.as_ref()),
                 _ => None,
             });
+        let unreadable = |this: &mut Self, reason: String| {
+            this.issue(item, format!("{reason}: dose not checked"));
+            DoseAmount::Unreadable(reason)
+        };
         let Some(q) = q else {
-            self.issue(item, "no doseQuantity in the order: dose not checked");
-            return DoseAmount::Unreadable;
+            return unreadable(self, "no doseQuantity in the order".into());
         };
         let Some((value, unit)) = quantity_parts(q) else {
-            self.issue(item, "doseQuantity without a value: dose not checked");
-            return DoseAmount::Unreadable;
+            return unreadable(self, "doseQuantity without a value".into());
         };
         if unit == Some("mg/kg") {
             return match value.trim().parse::<f64>() {
                 Ok(v) if v.is_finite() && v > 0.0 => DoseAmount::MgPerKg(v),
-                _ => {
-                    self.issue(
-                        item,
-                        format!("unreadable dose '{value} mg/kg': dose not checked"),
-                    );
-                    DoseAmount::Unreadable
-                }
+                _ => unreadable(self, format!("unreadable dose '{value} mg/kg'")),
             };
         }
         match convert(value, unit, Measure::DoseMass) {
             Ok(mg) if mg > 0.0 => DoseAmount::Mg(mg),
-            Ok(mg) => {
-                self.issue(
-                    item,
-                    format!("dose {mg} mg is not positive: dose not checked"),
-                );
-                DoseAmount::Unreadable
-            }
-            Err(message) => {
-                self.issue(item, format!("{message} (dose not checked)"));
-                DoseAmount::Unreadable
-            }
+            Ok(mg) => unreadable(self, format!("dose {mg} mg is not positive")),
+            Err(message) => unreadable(self, message),
         }
     }
 }

@@ -416,8 +416,15 @@ pub fn map_documents(
 /// before the infusion (FHIR-INPUTS.md "Patient", "Laboratory").
 fn lookback_hours(key: &str, window_hours: f64) -> Option<f64> {
     match key {
-        "body-weight" | "creatinine" => None,
-        k if crate::domain::LabKind::from_key(k).is_some() => {
+        // A recorded CRS grade documents CRS for the fever waiver whenever it was
+        // recorded after the infusion (RULES.md §7 S3).
+        "body-weight" | "creatinine" | "crs-grade" => None,
+        k if crate::domain::LabKind::from_key(k).is_some()
+            || matches!(
+                k,
+                "hemophagocytosis" | "pulmonary-edema-grade-3" | "oliguria-grade-3"
+            ) =>
+        {
             Some(crate::domain::LAB_WINDOW_HOURS.max(window_hours))
         }
         _ => Some(window_hours),
@@ -502,10 +509,18 @@ pub fn map_documents_within(
             "Patient" => ctx.patient(item),
             "Observation" => {
                 if let Some(key) = code_key(item, terminology, Sets::OBSERVATION_CODES) {
-                    let too_old = lookback_hours(&key, window_hours).is_some_and(|h| {
-                        let start = now.minus_hours(h);
-                        item.triage.observed_until().is_some_and(|t| t <= start)
-                    });
+                    let infused_at = ctx.facts.infusion.as_ref().map(|i| i.at);
+                    let too_old = match (key.as_str(), infused_at) {
+                        // RULES.md §7 S3: a fever documented since the infusion, before
+                        // an antipyretic dose, opens the waiver whatever its age.
+                        ("temperature", Some(infused)) => {
+                            item.triage.observed_until().is_some_and(|t| t < infused)
+                        }
+                        _ => lookback_hours(&key, window_hours).is_some_and(|h| {
+                            let start = now.minus_hours(h);
+                            item.triage.observed_until().is_some_and(|t| t <= start)
+                        }),
+                    };
                     if too_old {
                         outside_window += 1;
                     } else {

@@ -34,6 +34,10 @@ impl Sets {
     pub const GM_CSF: Sets = Sets(1 << 15);
     pub const CART_PRODUCTS: Sets = Sets(1 << 16);
     pub const CART_INFUSION: Sets = Sets(1 << 17);
+    /// Continuous sedative infusions (RULES.md §7 S4).
+    pub const SEDATIVES: Sets = Sets(1 << 18);
+    /// Yes/no answers of recorded findings (RULES.md §7 S10).
+    pub const ANSWERS: Sets = Sets(1 << 19);
 
     /// Every drug ValueSet (what a medication can be recognised as).
     pub const DRUGS: Sets = Sets(
@@ -43,7 +47,8 @@ impl Sets {
             | Self::CORTICOSTEROIDS.0
             | Self::TOCILIZUMAB.0
             | Self::ANTI_IL6_IL1.0
-            | Self::GM_CSF.0,
+            | Self::GM_CSF.0
+            | Self::SEDATIVES.0,
     );
 
     /// Everything an Observation code can be.
@@ -55,7 +60,7 @@ impl Sets {
 }
 
 /// The embedded ValueSets and the bit each one sets.
-const EMBEDDED: [(&str, Sets); 18] = [
+const EMBEDDED: [(&str, Sets); 20] = [
     (
         include_str!("../../fhir-profiles/ValueSet-vital-signs.json"),
         Sets::VITAL_SIGNS,
@@ -127,6 +132,14 @@ const EMBEDDED: [(&str, Sets); 18] = [
     (
         include_str!("../../fhir-profiles/ValueSet-cart-infusion-procedures.json"),
         Sets::CART_INFUSION,
+    ),
+    (
+        include_str!("../../fhir-profiles/ValueSet-sedative-infusions.json"),
+        Sets::SEDATIVES,
+    ),
+    (
+        include_str!("../../fhir-profiles/ValueSet-finding-answers.json"),
+        Sets::ANSWERS,
     ),
 ];
 

@@ -1,14 +1,17 @@
 //! One assessment: grades, flags, management and dose checks at an instant.
 
 use super::crs::{CrsAssessment, FeverGate, grade_crs};
-use super::dosing::{DoseCheck, DoseOrder, check_dose, dosing_weight};
+use super::dosing::{
+    DoseCheck, DoseOrder, SteroidSuggestion, TocilizumabDose, check_dose, dosing_weight,
+    steroid_suggestion, tocilizumab_suggestion,
+};
 use super::facts::{Drug, DrugClass, Fact, Infusion, Kg, LabKind, PatientFacts};
 use super::flags::{Flag, HScore, HlhCriteria, hlh_criteria, hscore};
 use super::icans::{IcansAssessment, grade_icans};
 use super::management::{Recommendation, recommendations};
 use super::policy::Policy;
 pub use super::report::{Evidence, Missing, Report};
-use super::time::Timestamp;
+use super::time::{Timestamp, Window};
 
 /// Labs are drawn daily or less often: the HLH rule looks back this far.
 pub const LAB_WINDOW_HOURS: f64 = 72.0;
@@ -26,6 +29,12 @@ pub struct Assessment {
     pub crs: CrsAssessment,
     /// ICANS.
     pub icans: IcansAssessment,
+    /// RULES.md §7 S11: the worst CRS grade over the grading window (graded at each
+    /// instant a fact in the window changes, with the facts known then, and now);
+    /// reported beside the current grade, never in its place.
+    pub crs_worst_24h: Option<u8>,
+    /// RULES.md §7 S11: the worst ICANS grade over the grading window, as for CRS.
+    pub icans_worst_24h: Option<u8>,
     /// Decision flags, in a stable order.
     pub flags: Vec<Flag>,
     /// The HLH/MAS criteria.
@@ -38,6 +47,12 @@ pub struct Assessment {
     pub dose_checks: Vec<DoseCheck>,
     /// Recommended actions.
     pub recommendations: Vec<Recommendation>,
+    /// The tocilizumab dose to suggest when it is indicated and the B.1 rules allow a
+    /// dose now (RULES.md §7 S9); `None` otherwise.
+    pub tocilizumab_dose: Option<TocilizumabDose>,
+    /// The steroid order to suggest for the ICANS grade (RULES.md §7 S9), when steroids
+    /// are indicated and a dose that passes the dose check can be computed.
+    pub steroid_suggestion: Option<SteroidSuggestion>,
     /// Evidence, missing data, notes.
     pub report: Report,
     /// Where the CRS evidence ends and the ICANS evidence ends in `report.evidence`
@@ -96,6 +111,9 @@ pub fn assess(
     }
     if hlh.suspected() {
         flags.push(Flag::HlhSuspected);
+    } else if hlh.possible() {
+        // RULES.md §7 S10: missing criteria are never silence.
+        flags.push(Flag::HlhPossible);
     }
     // ICANS ≥ 2 and CRS ≤ 1. A CRS that could not be graded is not ≥ 2 either, so the
     // warning stands (§6-U6: a warning, never a hard stop).
@@ -150,6 +168,15 @@ pub fn assess(
 
     let product = infusion.as_ref().and_then(|i| i.product);
     let recommendations = recommendations(crs.grade, icans.grade, product, &flags);
+    let tocilizumab_dose = (flags.contains(&Flag::TocilizumabIndicated)
+        && !flags.contains(&Flag::TocilizumabWithIcans))
+    .then(|| tocilizumab_suggestion(facts, now, policy))
+    .flatten();
+    let steroid_suggestion = flags
+        .contains(&Flag::SteroidsIndicated)
+        .then(|| steroid_suggestion(facts, icans.grade, now, policy))
+        .flatten();
+    let (crs_worst_24h, icans_worst_24h) = worst_over_window(facts, now, policy);
 
     Assessment {
         at: now,
@@ -157,15 +184,74 @@ pub fn assess(
         day,
         crs,
         icans,
+        crs_worst_24h,
+        icans_worst_24h,
         flags,
         hlh,
         hscore,
         weight,
         dose_checks,
         recommendations,
+        tocilizumab_dose,
+        steroid_suggestion,
         report,
         evidence_ends,
     }
+}
+
+/// The instants in the grading window at which a fact starts, ends or stops counting
+/// (RULES.md §7 S11), plus `now`.
+fn change_instants(facts: &PatientFacts, now: Timestamp, policy: &Policy) -> Vec<Timestamp> {
+    let window = Window::ending_at(now, policy.window_hours);
+    let mut t: Vec<Timestamp> = Vec::new();
+    t.extend(facts.temperatures.iter().map(|f| f.at));
+    t.extend(facts.systolic.iter().map(|f| f.at));
+    t.extend(facts.hypotension_asserted.iter().map(|f| f.at));
+    t.extend(facts.oxygen_devices.iter().map(|f| f.at));
+    t.extend(facts.oxygen_flows.iter().map(|f| f.at));
+    t.extend(facts.neuro_scores.iter().map(|f| f.at));
+    t.extend(facts.consciousness.iter().map(|f| f.at));
+    t.extend(facts.seizures.iter().map(|f| f.at));
+    t.extend(facts.motor.iter().map(|f| f.at));
+    t.extend(facts.cerebral_edema.iter().map(|f| f.at));
+    t.extend(facts.recorded_crs_grades.iter().map(|f| f.at));
+    t.extend(facts.medications_given.iter().map(|m| m.at));
+    for e in facts.vasoactive.iter().chain(&facts.sedatives) {
+        t.push(e.start);
+        if let Some(end) = e.end {
+            t.push(end);
+        }
+    }
+    for v in &facts.ventilation {
+        t.push(v.start);
+        if let Some(end) = v.end {
+            t.push(end);
+        }
+    }
+    t.retain(|at| window.contains(*at));
+    t.push(now);
+    t.sort();
+    t.dedup();
+    t
+}
+
+/// RULES.md §7 S11: the worst CRS and ICANS grades over the window, each instant
+/// graded with only the facts known then (simple and correct; one grading per instant).
+fn worst_over_window(
+    facts: &PatientFacts,
+    now: Timestamp,
+    policy: &Policy,
+) -> (Option<u8>, Option<u8>) {
+    let mut crs_worst: Option<u8> = None;
+    let mut icans_worst: Option<u8> = None;
+    for at in change_instants(facts, now, policy) {
+        let mut scratch = Report::default();
+        let c = grade_crs(facts, at, policy, &mut scratch).grade;
+        let i = grade_icans(facts, at, policy, &mut scratch).grade;
+        crs_worst = crs_worst.max(c);
+        icans_worst = icans_worst.max(i);
+    }
+    (crs_worst, icans_worst)
 }
 
 /// Sepsis vs CRS information (RULES.md B.4): information only, never a rule.
@@ -320,7 +406,7 @@ mod tests {
         ));
         lab(&mut p, LabKind::Creatinine, 2.5, None);
         let a = assess(&p, &[], NOW, &Policy::default());
-        assert!(a.hlh.renal);
+        assert_eq!(a.hlh.renal, crate::domain::Criterion::Met);
     }
 
     #[test]

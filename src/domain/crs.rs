@@ -2,9 +2,12 @@
 //! grades, counted only when the fever gate is open.
 
 use super::facts::{
-    Celsius, Drug, DrugClass, DrugExposure, Fact, MedicationGiven, OxygenDevice, PatientFacts,
-    VentilationMode,
+    Celsius, Drug, DrugClass, DrugExposure, Fact, LitersPerMinute, MedicationGiven, OxygenDevice,
+    PatientFacts, VentilationMode,
 };
+
+/// RULES.md §7 S11: a flow is paired with a device recorded within 1 h of it.
+const PAIR_MS: i64 = 3_600_000;
 use super::policy::Policy;
 use super::report::{Missing, Report};
 use super::time::{Timestamp, Window};
@@ -15,7 +18,8 @@ pub enum FeverGate {
     /// Fever ≥ 38.0 °C in the window.
     Fever(Fact<Celsius>),
     /// No fever in the window (or no temperature), but antipyretic or anticytokine
-    /// therapy was given after the infusion, so fever is no longer required.
+    /// therapy was given after the infusion to a patient with a documented fever or
+    /// CRS, so fever is no longer required (RULES.md A.1 gate rule 2, §7 S3).
     Waived(MedicationGiven),
     /// Afebrile and untreated: CRS grade 0 whatever the hemodynamics.
     Closed(Fact<Celsius>),
@@ -63,6 +67,11 @@ pub struct CrsAssessment {
     pub hypotension: HypotensionFinding,
     /// The hypoxia domain.
     pub hypoxia: HypoxiaFinding,
+    /// RULES.md §7 S3: an antipyretic or anticytokine given after the infusion to a
+    /// patient with no documented fever, while hypotension or hypoxia is present. It
+    /// did not open the gate; the card says "no documented fever; <drug> given on
+    /// <date> may mask one: assess for CRS vs another cause".
+    pub masking_drug: Option<MedicationGiven>,
 }
 
 /// Grades CRS at `now` (RULES.md A.1).
@@ -77,18 +86,19 @@ pub fn grade_crs(
     report: &mut Report,
 ) -> CrsAssessment {
     let window = Window::ending_at(now, policy.window_hours);
-    let fever_gate = fever_gate(facts, window, policy, report);
+    let (fever_gate, undocumented) = fever_gate(facts, window, policy, report);
     let hypotension = hypotension(facts, window, policy, report);
     let hypoxia = hypoxia(facts, window, policy, report);
 
     let organ = [hypotension.grade, hypoxia.grade];
     let worst = organ.iter().flatten().copied().max().unwrap_or(0);
     let any_unknown = organ.iter().any(Option::is_none);
+    let masking_drug = undocumented.filter(|_| worst > 0);
 
     let (grade, lower_bound) = match &fever_gate {
         FeverGate::Unknown => (None, false),
         FeverGate::Closed(_) => {
-            if worst > 0 {
+            if worst > 0 && masking_drug.is_none() {
                 report.note(
                     "hypotension or hypoxia without fever in an untreated patient is not CRS under ASTCT: look for another cause (RULES.md A.1)",
                 );
@@ -114,17 +124,22 @@ pub fn grade_crs(
         fever_gate,
         hypotension,
         hypoxia,
+        masking_drug,
     }
 }
 
 /// RULES.md A.1 fever gate: fever ≥ 38.0 °C (37.9 is not fever), or antipyretic or
-/// anticytokine therapy given after the CAR-T infusion.
+/// anticytokine therapy given after the CAR-T infusion to a patient who *has CRS*
+/// (RULES.md §7 S3): a temperature ≥ 38.0 °C recorded after the infusion and before
+/// that dose, or a recorded CRS grade ≥ 1 after the infusion. ASTCT sets no time
+/// limit, so the waiver lasts from that dose on. Also returns the latest such drug
+/// given to a patient with no documented fever (it may mask one).
 fn fever_gate(
     facts: &PatientFacts,
     window: Window,
     policy: &Policy,
     report: &mut Report,
-) -> FeverGate {
+) -> (FeverGate, Option<MedicationGiven>) {
     let max_temp = facts
         .temperatures
         .iter()
@@ -152,32 +167,48 @@ fn fever_gate(
             t.at,
         );
         if t.value.value() >= policy.fever_celsius {
-            return FeverGate::Fever(t.clone());
+            return (FeverGate::Fever(t.clone()), None);
         }
     }
 
     // "Source it from MedicationAdministration … given after the CAR-T infusion"
     // (RULES.md A.1, gate rule 2).
+    let now = window.end;
     let infused_at = facts.infusion.as_ref().map(|i| i.at);
-    let treatment = facts
-        .medications_given
+    let after_infusion = |at: Timestamp| at <= now && infused_at.is_none_or(|i| at >= i);
+    let treatments = || {
+        facts
+            .medications_given
+            .iter()
+            .filter(|m| m.drug.waives_fever() && after_infusion(m.at))
+    };
+    // RULES.md §7 S3: CRS documented by a fever before the dose or a recorded grade.
+    let crs_recorded = facts
+        .recorded_crs_grades
         .iter()
-        .filter(|m| m.drug.waives_fever())
-        .filter(|m| m.at <= window.end && infused_at.is_none_or(|i| m.at >= i))
+        .any(|g| g.value >= 1 && after_infusion(g.at));
+    let febrile_before = |m: &MedicationGiven| {
+        facts.temperatures.iter().any(|t| {
+            t.value.value() >= policy.fever_celsius && after_infusion(t.at) && t.at <= m.at
+        })
+    };
+    let treatment = treatments()
+        .filter(|m| crs_recorded || febrile_before(m))
         .max_by_key(|m| m.at);
     if let Some(m) = treatment {
         report.evidence(
             format!(
-                "{} given: fever no longer required to grade CRS (ASTCT)",
+                "{} given after a documented fever or CRS: fever no longer required to grade CRS (ASTCT)",
                 m.drug.key()
             ),
             &m.source,
             m.at,
         );
-        return FeverGate::Waived(m.clone());
+        return (FeverGate::Waived(m.clone()), None);
     }
+    let undocumented = treatments().max_by_key(|m| m.at).cloned();
 
-    match max_temp {
+    let gate = match max_temp {
         Some(t) => FeverGate::Closed(t.clone()),
         None => {
             report.missing.push(Missing::Temperature {
@@ -185,7 +216,17 @@ fn fever_gate(
             });
             FeverGate::Unknown
         }
-    }
+    };
+    (gate, undocumented)
+}
+
+/// Whether a vasopressor exposure is current at `now` (RULES.md §7 S11): running then
+/// (in progress, a period covering `now`, an active non-PRN infusion order), or its
+/// last documented administration ended within `policy.pressor_current_hours`.
+fn current_at(e: &DrugExposure, now: Timestamp, policy: &Policy) -> bool {
+    e.start <= now
+        && e.end
+            .is_none_or(|end| end >= now || now.hours_since(end).0 <= policy.pressor_current_hours)
 }
 
 /// Whether a drug counts as a vasopressor under the policy (§6-U3).
@@ -209,10 +250,11 @@ fn hypotension(
     policy: &Policy,
     report: &mut Report,
 ) -> HypotensionFinding {
+    let now = window.end;
     let mut running: Vec<&DrugExposure> = facts
         .vasoactive
         .iter()
-        .filter(|e| counts_as_vasopressor(e.drug, policy) && window.overlaps(e.start, e.end))
+        .filter(|e| counts_as_vasopressor(e.drug, policy) && current_at(e, now, policy))
         .collect();
     running.sort_by_key(|e| (e.drug, e.start));
     let mut drugs: Vec<Drug> = running.iter().map(|e| e.drug).collect();
@@ -221,7 +263,7 @@ fn hypotension(
     for e in facts
         .vasoactive
         .iter()
-        .filter(|e| window.overlaps(e.start, e.end))
+        .filter(|e| current_at(e, now, policy))
     {
         if e.drug.class() == DrugClass::Inotrope && !policy.inotropes_are_vasopressors {
             report.note(format!(
@@ -365,10 +407,12 @@ fn hypotension(
 
 /// The SBP below which a patient of `age_years` (≥ 1) is hypotensive: children 1-10
 /// years SBP < 70 + 2 × age; over 10 years and adults SBP < 90 (RULES.md A.1,
-/// [PEDS], §6-U8). At exactly 10 the formulas agree (90).
+/// [PEDS], §6-U8). At exactly 10 the formulas agree (90). The age is in completed
+/// years (RULES.md §7 S12, PALS convention): 4 y 11 mo → 78 mmHg.
 pub fn sbp_threshold(age_years: f64, policy: &Policy) -> f64 {
-    if age_years <= 10.0 {
-        70.0 + 2.0 * age_years
+    let completed = age_years.floor();
+    if completed <= 10.0 {
+        70.0 + 2.0 * completed
     } else {
         policy.adult_sbp_threshold
     }
@@ -389,21 +433,45 @@ fn hypoxia(
         .iter()
         .filter(|v| window.overlaps(v.start, v.end))
         .max_by_key(|v| (v.end.is_none(), v.start));
-    let device = facts
+    let latest_device = facts
         .oxygen_devices
         .iter()
         .filter(|d| window.contains(d.at))
         .max_by_key(|d| d.at);
-    let flow = facts
+    let latest_flow = facts
         .oxygen_flows
         .iter()
         .filter(|f| window.contains(f.at))
         .max_by_key(|f| f.at);
+    // RULES.md §7 S11: a flow pairs with a device only when recorded within 1 h of it
+    // (or in the same Observation).
+    let pairs = |f: &Fact<LitersPerMinute>, d: &Fact<OxygenDevice>| {
+        f.source == d.source || (f.at.millis() - d.at.millis()).abs() <= PAIR_MS
+    };
+    // The latest support record wins: a later flow that pairs with no device is graded
+    // on its own; a later device with no paired flow is graded by the device.
+    let (device, flow) = match (latest_device, latest_flow) {
+        (Some(d), Some(f)) if f.at > d.at && !pairs(f, d) => (None, Some(f)),
+        (Some(d), _) => {
+            let paired = facts
+                .oxygen_flows
+                .iter()
+                .filter(|f| window.contains(f.at) && pairs(f, d))
+                .max_by_key(|f| f.at);
+            (Some(d), paired)
+        }
+        (None, f) => (None, f),
+    };
+    let latest_record = [latest_device.map(|d| d.at), latest_flow.map(|f| f.at)]
+        .into_iter()
+        .flatten()
+        .max();
 
     // A ventilation procedure still running, or more recent than the latest device
-    // observation, is the current support.
+    // or flow record, is the current support.
     if let Some(v) = vent {
-        let current = v.end.is_none() || device.is_none_or(|d| v.end.is_some_and(|e| e >= d.at));
+        let current =
+            v.end.is_none() || latest_record.is_none_or(|r| v.end.is_some_and(|e| e >= r));
         if current {
             let label = match v.mode {
                 VentilationMode::Cpap => "CPAP",
@@ -591,8 +659,9 @@ mod tests {
     }
 
     #[test]
-    fn afebrile_after_tocilizumab_is_graded_by_hypoxia() {
+    fn afebrile_after_tocilizumab_for_a_documented_fever_is_graded_by_hypoxia() {
         let mut p = febrile_adult(37.2);
+        temp(&mut p, 38.6, 30.0);
         given(&mut p, Drug::Tocilizumab, 6.0, Some(560.0));
         p.oxygen_devices.clear();
         device(&mut p, OxygenDevice::NasalCannula, 1.0);
@@ -603,6 +672,7 @@ mod tests {
     #[test]
     fn afebrile_after_antipyretic_without_organ_findings_is_grade_0_by_policy_u1() {
         let mut p = febrile_adult(37.2);
+        temp(&mut p, 38.6, 30.0);
         given(&mut p, Drug::Acetaminophen, 3.0, Some(1000.0));
         let a = crs(&p);
         assert!(matches!(a.fever_gate, FeverGate::Waived(_)));

@@ -255,8 +255,14 @@ pub enum NeuroScore {
     Ice(IceScore),
     /// A CAPD score.
     Capd(CapdScore),
-    /// The child could not perform CAPD because unarousable (ICANS grade 4).
-    CapdUnable,
+    /// The patient could not perform ICE (or, `capd: true`, CAPD) because unarousable:
+    /// ICANS grade 4 (RULES.md §7 S5, [ASTCT] ICE G4 and the CAPD table). Encoded as
+    /// `iec-toxicity#unable-unarousable` in the score Observation's value, never
+    /// inferred from a `dataAbsentReason`.
+    UnableUnarousable {
+        /// Recorded on a CAPD Observation (else ICE).
+        capd: bool,
+    },
     /// The assessment was recorded as not done (`dataAbsentReason`, e.g. sedated or
     /// intubated): the domain is not assessable, never normal.
     NotAssessable,
@@ -419,6 +425,12 @@ pub enum Drug {
     Milrinone,
     /// Antipyretic.
     Acetaminophen,
+    /// NSAID antipyretic (RULES.md §7 S3).
+    Ibuprofen,
+    /// NSAID antipyretic (RULES.md §7 S3).
+    Ketorolac,
+    /// NSAID antipyretic (RULES.md §7 S3).
+    Naproxen,
     /// Anti-IL-6 receptor antibody (and its biosimilars).
     Tocilizumab,
     /// Anti-IL-6 antibody.
@@ -435,6 +447,16 @@ pub enum Drug {
     Prednisone,
     /// GM-CSF, to be avoided after CAR-T (RULES.md B.3).
     Sargramostim,
+    /// Continuous sedative infusion (RULES.md §7 S4).
+    Propofol,
+    /// Continuous sedative infusion (RULES.md §7 S4).
+    Dexmedetomidine,
+    /// Continuous sedative infusion (RULES.md §7 S4).
+    Midazolam,
+    /// Continuous sedative infusion (RULES.md §7 S4).
+    Lorazepam,
+    /// Continuous sedative infusion (RULES.md §7 S4).
+    Ketamine,
 }
 
 /// What a drug is, for the rules.
@@ -452,11 +474,14 @@ pub enum DrugClass {
     Corticosteroid,
     /// GM-CSF.
     GmCsf,
+    /// A sedative: a continuous infusion makes ICE/CAPD and level of consciousness not
+    /// assessable (RULES.md §7 S4).
+    Sedative,
 }
 
 impl Drug {
     /// Every drug, for lookups.
-    pub const ALL: [Drug; 17] = [
+    pub const ALL: [Drug; 25] = [
         Drug::Norepinephrine,
         Drug::Epinephrine,
         Drug::Phenylephrine,
@@ -466,6 +491,9 @@ impl Drug {
         Drug::Dobutamine,
         Drug::Milrinone,
         Drug::Acetaminophen,
+        Drug::Ibuprofen,
+        Drug::Ketorolac,
+        Drug::Naproxen,
         Drug::Tocilizumab,
         Drug::Siltuximab,
         Drug::Anakinra,
@@ -474,6 +502,11 @@ impl Drug {
         Drug::Hydrocortisone,
         Drug::Prednisone,
         Drug::Sargramostim,
+        Drug::Propofol,
+        Drug::Dexmedetomidine,
+        Drug::Midazolam,
+        Drug::Lorazepam,
+        Drug::Ketamine,
     ];
 
     /// The engine concept key used in `fhir-profiles/` designations.
@@ -488,6 +521,9 @@ impl Drug {
             Drug::Dobutamine => "dobutamine",
             Drug::Milrinone => "milrinone",
             Drug::Acetaminophen => "acetaminophen",
+            Drug::Ibuprofen => "ibuprofen",
+            Drug::Ketorolac => "ketorolac",
+            Drug::Naproxen => "naproxen",
             Drug::Tocilizumab => "tocilizumab",
             Drug::Siltuximab => "siltuximab",
             Drug::Anakinra => "anakinra",
@@ -496,6 +532,11 @@ impl Drug {
             Drug::Hydrocortisone => "hydrocortisone",
             Drug::Prednisone => "prednisone",
             Drug::Sargramostim => "sargramostim",
+            Drug::Propofol => "propofol",
+            Drug::Dexmedetomidine => "dexmedetomidine",
+            Drug::Midazolam => "midazolam",
+            Drug::Lorazepam => "lorazepam",
+            Drug::Ketamine => "ketamine",
         }
     }
 
@@ -514,18 +555,26 @@ impl Drug {
             | Drug::Vasopressin
             | Drug::AngiotensinII => DrugClass::Vasopressor,
             Drug::Dobutamine | Drug::Milrinone => DrugClass::Inotrope,
-            Drug::Acetaminophen => DrugClass::Antipyretic,
+            Drug::Acetaminophen | Drug::Ibuprofen | Drug::Ketorolac | Drug::Naproxen => {
+                DrugClass::Antipyretic
+            }
             Drug::Tocilizumab | Drug::Siltuximab | Drug::Anakinra => DrugClass::Anticytokine,
             Drug::Dexamethasone
             | Drug::Methylprednisolone
             | Drug::Hydrocortisone
             | Drug::Prednisone => DrugClass::Corticosteroid,
             Drug::Sargramostim => DrugClass::GmCsf,
+            Drug::Propofol
+            | Drug::Dexmedetomidine
+            | Drug::Midazolam
+            | Drug::Lorazepam
+            | Drug::Ketamine => DrugClass::Sedative,
         }
     }
 
-    /// Whether giving it after CAR-T opens the fever gate: "antipyretic or
-    /// anticytokine therapy such as tocilizumab or steroids" (RULES.md A.1, C-17).
+    /// Whether giving it after CAR-T can open the fever gate: "antipyretic or
+    /// anticytokine therapy such as tocilizumab or steroids" (RULES.md A.1, C-17), NSAIDs
+    /// included; only after a documented fever (RULES.md §7 S3).
     pub fn waives_fever(self) -> bool {
         matches!(
             self.class(),
@@ -819,4 +868,14 @@ pub struct PatientFacts {
     pub findings: Vec<Fact<ClinicalFinding>>,
     /// Medications given.
     pub medications_given: Vec<MedicationGiven>,
+    /// HLH/MAS findings recorded as absent (`valueBoolean` false or SNOMED "No"),
+    /// so a criterion can be *not met* rather than *not assessed* (RULES.md §7 S10).
+    pub findings_absent: Vec<Fact<ClinicalFinding>>,
+    /// CRS grades recorded in Observations coded as the project's CRS-grade profile
+    /// (`iec-toxicity#crs-grade`); a grade ≥ 1 after the infusion documents CRS for
+    /// the fever waiver (RULES.md §7 S3).
+    pub recorded_crs_grades: Vec<Fact<u8>>,
+    /// Sedative infusions (propofol, dexmedetomidine, midazolam, lorazepam, ketamine)
+    /// running or stopped (RULES.md §7 S4).
+    pub sedatives: Vec<DrugExposure>,
 }

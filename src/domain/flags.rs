@@ -13,6 +13,9 @@ pub enum Flag {
     SteroidsIndicated,
     /// Ferritin > 10,000 ng/mL and ≥ 2 CARTOX organ criteria (RULES.md A.3, B.4).
     HlhSuspected,
+    /// Ferritin > 10,000 ng/mL, fewer than 2 criteria met and at least one not
+    /// assessed: possible HLH/MAS, obtain the missing data (RULES.md §7 S10).
+    HlhPossible,
     /// A tocilizumab order now would be warned: ICANS ≥ 2 and CRS ≤ 1 (RULES.md A.3,
     /// §6-U6; a warning, never a hard stop).
     TocilizumabWithIcans,
@@ -31,6 +34,7 @@ impl Flag {
             Flag::TocilizumabIndicated => "tocilizumab-indicated",
             Flag::SteroidsIndicated => "steroids-indicated",
             Flag::HlhSuspected => "hlh-suspected",
+            Flag::HlhPossible => "hlh-possible",
             Flag::TocilizumabWithIcans => "tocilizumab-with-icans",
             Flag::GmCsfAvoid => "gm-csf-avoid",
             Flag::AntifungalProphylaxis => "antifungal-prophylaxis",
@@ -38,38 +42,87 @@ impl Flag {
     }
 }
 
-/// The CARTOX HLH/MAS criteria (RULES.md A.3 `hlh_suspected`).
+/// One HLH/MAS criterion: met, not met, or not assessed for want of data
+/// (RULES.md §7 S10: missing data is never read as "not met").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Criterion {
+    /// The data show the criterion.
+    Met,
+    /// The data were there and do not show it.
+    NotMet,
+    /// No usable data: no value in the window, no reference range, no baseline.
+    #[default]
+    NotAssessed,
+}
+
+impl Criterion {
+    /// Whether it is met.
+    pub fn is_met(self) -> bool {
+        self == Criterion::Met
+    }
+}
+
+/// The CARTOX HLH/MAS criteria (RULES.md A.3 `hlh_suspected`, §7 S10).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct HlhCriteria {
     /// Peak ferritin in the lab window, ng/mL.
     pub ferritin: Option<f64>,
     /// (a) grade ≥ 3 bilirubin (> 3 × ULN), AST or ALT (> 5 × ULN).
-    pub liver: bool,
+    pub liver: Criterion,
     /// (b) grade ≥ 3 oliguria or creatinine rise (> 3 × baseline or > 3 × ULN).
-    pub renal: bool,
+    pub renal: Criterion,
     /// (c) grade ≥ 3 pulmonary edema.
-    pub pulmonary: bool,
+    pub pulmonary: Criterion,
     /// (d) hemophagocytosis in bone marrow or organs.
-    pub hemophagocytosis: bool,
+    pub hemophagocytosis: Criterion,
 }
 
 impl HlhCriteria {
-    /// How many organ criteria are met.
-    pub fn organ_count(&self) -> usize {
+    fn all(&self) -> [(Criterion, &'static str); 4] {
         [
-            self.liver,
-            self.renal,
-            self.pulmonary,
-            self.hemophagocytosis,
+            (
+                self.liver,
+                "liver (AST, ALT and bilirubin with reference ranges)",
+            ),
+            (
+                self.renal,
+                "renal (creatinine with a pre-infusion baseline or reference range, or urine output)",
+            ),
+            (self.pulmonary, "grade ≥ 3 pulmonary edema"),
+            (
+                self.hemophagocytosis,
+                "hemophagocytosis (bone marrow or organs)",
+            ),
         ]
-        .iter()
-        .filter(|b| **b)
-        .count()
     }
 
-    /// Ferritin > 10,000 ng/mL and ≥ 2 organ criteria.
+    /// How many organ criteria are met.
+    pub fn organ_count(&self) -> usize {
+        self.all().iter().filter(|(c, _)| c.is_met()).count()
+    }
+
+    /// The criteria that could not be assessed, named for the card ("obtain …").
+    pub fn not_assessed(&self) -> Vec<&'static str> {
+        self.all()
+            .iter()
+            .filter(|(c, _)| *c == Criterion::NotAssessed)
+            .map(|(_, name)| *name)
+            .collect()
+    }
+
+    fn ferritin_high(&self) -> bool {
+        self.ferritin.is_some_and(|f| f > 10_000.0)
+    }
+
+    /// Ferritin > 10,000 ng/mL and ≥ 2 organ criteria (RULES.md A.3).
     pub fn suspected(&self) -> bool {
-        self.ferritin.is_some_and(|f| f > 10_000.0) && self.organ_count() >= 2
+        self.ferritin_high() && self.organ_count() >= 2
+    }
+
+    /// Ferritin > 10,000 ng/mL, fewer than 2 criteria met, at least one not assessed
+    /// (RULES.md §7 S10).
+    pub fn possible(&self) -> bool {
+        self.ferritin_high() && self.organ_count() < 2 && !self.not_assessed().is_empty()
     }
 }
 
@@ -107,9 +160,44 @@ fn has_finding(
         .find(|x| x.value == f && x.at <= window.end)
 }
 
-/// Evaluates the CARTOX HLH/MAS criteria over the lab window (RULES.md A.3).
-/// Times-ULN comes from the result's own reference range; the creatinine rise is
-/// against the latest value before the infusion (FHIR-INPUTS.md "Laboratory").
+/// The latest recorded answer for a finding: `Some((true, fact))` present,
+/// `Some((false, fact))` recorded absent, `None` never recorded.
+fn finding_answer(
+    facts: &PatientFacts,
+    f: ClinicalFinding,
+    window: Window,
+) -> Option<(bool, &Fact<ClinicalFinding>)> {
+    let present = facts
+        .findings
+        .iter()
+        .filter(|x| x.value == f && x.at <= window.end)
+        .map(|x| (true, x));
+    let absent = facts
+        .findings_absent
+        .iter()
+        .filter(|x| x.value == f && x.at <= window.end)
+        .map(|x| (false, x));
+    present.chain(absent).max_by_key(|(p, x)| (x.at, *p))
+}
+
+/// The creatinine baseline: the lowest value in the 30 days before the infusion
+/// (RULES.md §7 S10).
+fn creatinine_baseline(facts: &PatientFacts) -> Option<&Fact<LabValue>> {
+    let infused = facts.infusion.as_ref()?.at;
+    let from = infused.minus_hours(30.0 * 24.0);
+    facts
+        .labs
+        .iter()
+        .filter(|l| l.value.kind == LabKind::Creatinine && l.at <= infused && l.at >= from)
+        .filter(|l| l.value.value > 0.0)
+        .min_by(|a, b| a.value.value.total_cmp(&b.value.value))
+}
+
+/// Evaluates the CARTOX HLH/MAS criteria over the lab window (RULES.md A.3, §7 S10).
+/// Times-ULN comes from the result's own reference range (no default ULN is
+/// invented); the creatinine rise is against the lowest value in the 30 days before
+/// the infusion (FHIR-INPUTS.md "Laboratory"). Each criterion is met, not met, or not
+/// assessed.
 pub fn hlh_criteria(
     facts: &PatientFacts,
     now: Timestamp,
@@ -127,6 +215,10 @@ pub fn hlh_criteria(
             f.at,
         );
     }
+
+    // (a) Liver: met when any one lab is above its limit; not met only when every liver
+    // lab was assessable (a value with a reference range) and none is.
+    let mut liver_assessed = 0;
     for (kind, limit, name) in [
         (LabKind::Ast, 5.0, "AST"),
         (LabKind::Alt, 5.0, "ALT"),
@@ -134,25 +226,30 @@ pub fn hlh_criteria(
     ] {
         if let Some(l) = latest_lab(facts, kind, window)
             && let Some(x) = times_uln(l)
-            && x > limit
         {
-            c.liver = true;
-            report.evidence(format!("{name} {x:.1} × ULN (grade ≥ 3)"), &l.source, l.at);
+            liver_assessed += 1;
+            if x > limit {
+                c.liver = Criterion::Met;
+                report.evidence(format!("{name} {x:.1} × ULN (grade ≥ 3)"), &l.source, l.at);
+            }
         }
     }
+    if c.liver != Criterion::Met && liver_assessed == 3 {
+        c.liver = Criterion::NotMet;
+    }
+
+    // (b) Renal: oliguria, or creatinine > 3 × baseline or > 3 × ULN.
+    let oliguria = finding_answer(facts, ClinicalFinding::OliguriaGrade3, window);
+    if let Some((true, f)) = oliguria {
+        c.renal = Criterion::Met;
+        report.evidence("grade ≥ 3 oliguria".into(), &f.source, f.at);
+    }
     if let Some(cr) = latest_lab(facts, LabKind::Creatinine, window) {
-        let baseline = facts.infusion.as_ref().and_then(|i| {
-            facts
-                .labs
-                .iter()
-                .filter(|l| l.value.kind == LabKind::Creatinine && l.at <= i.at)
-                .max_by_key(|l| l.at)
-        });
-        let vs_baseline = baseline
-            .filter(|b| b.value.value > 0.0)
-            .map(|b| cr.value.value / b.value.value);
-        if vs_baseline.is_some_and(|x| x > 3.0) || times_uln(cr).is_some_and(|x| x > 3.0) {
-            c.renal = true;
+        let vs_baseline = creatinine_baseline(facts).map(|b| cr.value.value / b.value.value);
+        let vs_uln = times_uln(cr);
+        let met = vs_baseline.is_some_and(|x| x > 3.0) || vs_uln.is_some_and(|x| x > 3.0);
+        if met {
+            c.renal = Criterion::Met;
             report.evidence(
                 format!(
                     "creatinine {:.2} mg/dL, > 3 × baseline or ULN (grade ≥ 3)",
@@ -161,19 +258,31 @@ pub fn hlh_criteria(
                 &cr.source,
                 cr.at,
             );
+        } else if c.renal != Criterion::Met && (vs_baseline.is_some() || vs_uln.is_some()) {
+            c.renal = Criterion::NotMet;
         }
     }
-    if let Some(f) = has_finding(facts, ClinicalFinding::OliguriaGrade3, window) {
-        c.renal = true;
-        report.evidence("grade ≥ 3 oliguria".into(), &f.source, f.at);
-    }
-    if let Some(f) = has_finding(facts, ClinicalFinding::PulmonaryEdemaGrade3, window) {
-        c.pulmonary = true;
-        report.evidence("grade ≥ 3 pulmonary edema".into(), &f.source, f.at);
-    }
-    if let Some(f) = has_finding(facts, ClinicalFinding::Hemophagocytosis, window) {
-        c.hemophagocytosis = true;
-        report.evidence("hemophagocytosis".into(), &f.source, f.at);
+
+    for (finding, name, slot) in [
+        (
+            ClinicalFinding::PulmonaryEdemaGrade3,
+            "grade ≥ 3 pulmonary edema",
+            &mut c.pulmonary,
+        ),
+        (
+            ClinicalFinding::Hemophagocytosis,
+            "hemophagocytosis",
+            &mut c.hemophagocytosis,
+        ),
+    ] {
+        match finding_answer(facts, finding, window) {
+            Some((true, f)) => {
+                *slot = Criterion::Met;
+                report.evidence(name.into(), &f.source, f.at);
+            }
+            Some((false, _)) => *slot = Criterion::NotMet,
+            None => {}
+        }
     }
     c
 }

@@ -2,9 +2,12 @@
 //! or CAPD under 12), level of consciousness, seizure, motor findings and cerebral
 //! edema.
 
-use super::facts::{CerebralEdema, Consciousness, Fact, Motor, NeuroScore, PatientFacts, Seizure};
+use super::facts::{
+    CerebralEdema, Consciousness, Fact, Motor, NeuroScore, OxygenDevice, PatientFacts, Seizure,
+    VentilationMode,
+};
 use super::policy::Policy;
-use super::report::{Missing, Report};
+use super::report::{Evidence, Missing, Report};
 use super::time::{Timestamp, Window};
 
 /// Whether ICANS could be graded.
@@ -12,8 +15,9 @@ use super::time::{Timestamp, Window};
 pub enum IcansState {
     /// Graded from the findings in the window.
     Graded,
-    /// Sedated or intubated: ICE/CAPD recorded as not performed and nothing else to go
-    /// on. A state of its own, never grade 0 (RULES.md A.2 "Exclusions").
+    /// Sedated or intubated: ICE/CAPD recorded as not performed, a sedative infusion or
+    /// invasive ventilation running, and nothing else to go on. A state of its own,
+    /// never grade 0 (RULES.md A.2 "Exclusions", §7 S4).
     NotAssessable,
     /// No neurological assessment in the window.
     NotAssessed,
@@ -36,6 +40,12 @@ pub struct IcansAssessment {
     pub motor: u8,
     /// Cerebral-edema domain grade.
     pub cerebral_edema: u8,
+    /// True when a domain could not be assessed (sedation) but a grade was still given
+    /// from the others, so the grade is a lower bound (RULES.md §7 S4, S13).
+    pub lower_bound: bool,
+    /// The sedation evidence that made domains not assessable; empty when none
+    /// (RULES.md §7 S4: the card names it).
+    pub sedation: Vec<Evidence>,
 }
 
 /// ICE total → domain grade: 10 → 0, 7-9 → 1, 3-6 → 2, 0-2 → 3 (RULES.md A.2). ICE 0
@@ -122,8 +132,24 @@ pub fn grade_icans(
     let window = Window::ending_at(now, policy.window_hours);
 
     let score = latest(&facts.neuro_scores, window);
+    let sedation = sedation(facts, score, window);
+    // RULES.md §7 S4: (a) or (b) → the ICE/CAPD and consciousness domains are not
+    // assessable; (c) alone → ICE/CAPD only.
+    let mental_blocked = sedation.ice_not_done || sedation.infusion;
+    let score_blocked = mental_blocked || sedation.ventilated;
     let mut not_assessable = false;
     let encephalopathy = score.and_then(|s| {
+        if score_blocked {
+            not_assessable = true;
+            if !matches!(s.value, NeuroScore::NotAssessable) {
+                report.evidence(
+                    "ICE/CAPD recorded during sedation or invasive ventilation: not assessable (RULES.md §7 S4)".into(),
+                    &s.source,
+                    s.at,
+                );
+            }
+            return None;
+        }
         let (grade, text) = match s.value {
             NeuroScore::Ice(ice) => {
                 if facts.age_years.is_some_and(|a| a < policy.capd_below_age) {
@@ -140,14 +166,16 @@ pub fn grade_icans(
                 let g = capd_grade(capd.total(), policy);
                 (g, format!("CAPD score {}/32 → encephalopathy grade {g}", capd.total()))
             }
-            NeuroScore::CapdUnable => (4, "unable to perform CAPD (unarousable) → grade 4".to_string()),
+            // RULES.md §7 S5: ICE G4 / CAPD table.
+            NeuroScore::UnableUnarousable { capd } => (
+                4,
+                format!(
+                    "unable to perform {} (unarousable) → grade 4",
+                    if capd { "CAPD" } else { "ICE" }
+                ),
+            ),
             NeuroScore::NotAssessable => {
                 not_assessable = true;
-                report.evidence(
-                    "ICE/CAPD not performed (sedated or intubated): not assessable".into(),
-                    &s.source,
-                    s.at,
-                );
                 return None;
             }
         };
@@ -155,15 +183,31 @@ pub fn grade_icans(
         Some(grade)
     });
 
-    let consciousness = latest(&facts.consciousness, window).map(|c| {
+    let consciousness = latest(&facts.consciousness, window).and_then(|c| {
+        if mental_blocked {
+            not_assessable = true;
+            report.evidence(
+                format!(
+                    "level of consciousness '{}' during sedation: not graded (RULES.md §7 S4)",
+                    loc_text(c.value)
+                ),
+                &c.source,
+                c.at,
+            );
+            return None;
+        }
         let g = consciousness_grade(c.value);
         report.evidence(
             format!("level of consciousness: {} → grade {g}", loc_text(c.value)),
             &c.source,
             c.at,
         );
-        g
+        Some(g)
     });
+    for e in &sedation.evidence {
+        report.evidence.push(e.clone());
+    }
+    not_assessable |= score_blocked;
 
     let seizure = worst(&facts.seizures, window).map_or(0, |s| {
         let g = seizure_grade(s.value);
@@ -206,7 +250,7 @@ pub fn grade_icans(
     let (grade, state) = match mental {
         Some(m) => (Some(m.max(events)), IcansState::Graded),
         // Sedated with nothing else to go on: not assessable. A seizure, motor finding
-        // or edema still grades on its own.
+        // or edema still grades on its own (RULES.md §7 S4).
         None if events > 0 => (Some(events), IcansState::Graded),
         None if not_assessable => (None, IcansState::NotAssessable),
         None => {
@@ -225,6 +269,86 @@ pub fn grade_icans(
         seizure,
         motor,
         cerebral_edema,
+        lower_bound: grade.is_some() && not_assessable,
+        sedation: sedation.evidence,
+    }
+}
+
+/// The sedation evidence of RULES.md §7 S4 at `now`.
+struct Sedation {
+    /// (a) the latest ICE/CAPD in the window was recorded as not performed.
+    ice_not_done: bool,
+    /// (b) a continuous sedative infusion is running.
+    infusion: bool,
+    /// (c) invasive mechanical ventilation is running.
+    ventilated: bool,
+    evidence: Vec<Evidence>,
+}
+
+/// RULES.md §7 S4: sedation evidence is (a) an ICE or CAPD Observation recorded as not
+/// performed (the latest in the window: a later valid score means the patient was
+/// assessable again), (b) a continuous sedative infusion running now, or (c) invasive
+/// mechanical ventilation running now.
+fn sedation(facts: &PatientFacts, score: Option<&Fact<NeuroScore>>, window: Window) -> Sedation {
+    let now = window.end;
+    let mut evidence = Vec::new();
+    let ice_not_done = match score {
+        Some(s) if s.value == NeuroScore::NotAssessable => {
+            evidence.push(Evidence {
+                finding: "ICE/CAPD recorded as not performed: not assessable".into(),
+                source: s.source.clone(),
+                at: s.at,
+            });
+            true
+        }
+        _ => false,
+    };
+    let mut infusion = false;
+    for e in facts
+        .sedatives
+        .iter()
+        .filter(|e| e.start <= now && e.end.is_none_or(|end| end >= now))
+    {
+        infusion = true;
+        evidence.push(Evidence {
+            finding: format!("{} infusion running (sedation)", e.drug.key()),
+            source: e.source.clone(),
+            at: e.start,
+        });
+    }
+    let mut ventilated = false;
+    for v in facts.ventilation.iter().filter(|v| {
+        v.mode == VentilationMode::Mechanical
+            && v.start <= now
+            && v.end.is_none_or(|end| end >= now)
+    }) {
+        ventilated = true;
+        evidence.push(Evidence {
+            finding: "invasive mechanical ventilation running".into(),
+            source: v.source.clone(),
+            at: v.start,
+        });
+    }
+    if !ventilated
+        && let Some(d) = facts
+            .oxygen_devices
+            .iter()
+            .filter(|d| window.contains(d.at))
+            .max_by_key(|d| d.at)
+            .filter(|d| d.value == OxygenDevice::MechanicalVentilation)
+    {
+        ventilated = true;
+        evidence.push(Evidence {
+            finding: "invasive mechanical ventilation recorded".into(),
+            source: d.source.clone(),
+            at: d.at,
+        });
+    }
+    Sedation {
+        ice_not_done,
+        infusion,
+        ventilated,
+        evidence,
     }
 }
 

@@ -3,6 +3,32 @@
 use super::facts::CarTProduct;
 use super::flags::Flag;
 
+/// Which card a recommendation belongs on (RULES.md §7 S14: per-grade actions appear
+/// on the grading card only; each other card carries its own single point).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Scope {
+    /// The grading card: actions for the CRS and ICANS grades.
+    Grade,
+    /// The antifungal-prophylaxis card.
+    Antifungal,
+    /// The GM-CSF card.
+    GmCsf,
+    /// The HLH/MAS card.
+    Hlh,
+}
+
+impl Scope {
+    /// A stable wire name.
+    pub fn key(self) -> &'static str {
+        match self {
+            Scope::Grade => "grade",
+            Scope::Antifungal => "antifungal",
+            Scope::GmCsf => "gm-csf",
+            Scope::Hlh => "hlh",
+        }
+    }
+}
+
 /// One recommended action, with its source tag from RULES.md.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Recommendation {
@@ -10,13 +36,36 @@ pub struct Recommendation {
     pub text: &'static str,
     /// The source, as tagged in RULES.md ("ASCO", "CARTOX", "SEED-001"…).
     pub source: &'static str,
+    /// The card it belongs on (RULES.md §7 S14).
+    pub scope: Scope,
 }
 
 const fn r(text: &'static str, source: &'static str) -> Recommendation {
-    Recommendation { text, source }
+    Recommendation {
+        text,
+        source,
+        scope: Scope::Grade,
+    }
 }
 
+const fn scoped(text: &'static str, source: &'static str, scope: Scope) -> Recommendation {
+    Recommendation {
+        text,
+        source,
+        scope,
+    }
+}
+
+/// The line that says why tocilizumab is not advised (RULES.md §7 S1).
+pub const TOCILIZUMAB_NOT_RECOMMENDED: &str =
+    "tocilizumab not recommended: ICANS ≥ 2 with CRS ≤ 1 (steroids preferred)";
+
 /// The recommended actions for the grades and flags (RULES.md B.3 tables).
+///
+/// RULES.md §7 S1: "with concurrent CRS" in the ICANS table means CRS ≥ 2; with the
+/// tocilizumab-with-ICANS flag set (ICANS ≥ 2, CRS ≤ 1) no line recommends or suggests
+/// considering tocilizumab, and one line says why. RULES.md §7 S2: at CRS 1
+/// tocilizumab appears only as the CRS G1 "consider" line.
 pub fn recommendations(
     crs: Option<u8>,
     icans: Option<u8>,
@@ -25,13 +74,17 @@ pub fn recommendations(
 ) -> Vec<Recommendation> {
     let mut out = Vec::new();
     let early = product.is_some_and(CarTProduct::early_intervention);
+    // RULES.md §7 S1: ICANS ≥ 2 with CRS ≤ 1 (the flag carries the policy switch).
+    let no_tocilizumab = flags.contains(&Flag::TocilizumabWithIcans);
 
     match crs {
         Some(1) => {
             out.push(r("CRS G1: supportive care: antipyretic (acetaminophen), IV hydration, symptomatic care", "ASCO"));
             out.push(r("Work up infection: blood and urine cultures, chest X-ray; if neutropenic, empiric broad-spectrum antibiotics and G-CSF (filgrastim); GM-CSF (sargramostim) not recommended", "ASCO"));
-            out.push(r("Consider tocilizumab for persistent (> 3 days) or refractory fever, or in high-risk patients", "CARTOX"));
-            if early {
+            if !no_tocilizumab {
+                out.push(r("Consider tocilizumab for persistent (> 3 days) or refractory fever, or in high-risk patients", "CARTOX"));
+            }
+            if early && !no_tocilizumab {
                 out.push(r(
                     "Axi-cel/brexu-cel: earlier tocilizumab or steroids may be considered",
                     "ASCO",
@@ -62,7 +115,8 @@ pub fn recommendations(
         _ => {}
     }
 
-    let with_crs = crs.is_some_and(|g| g >= 1);
+    // RULES.md §7 S1, S2: the "with CRS" rows apply from CRS 2.
+    let with_crs = crs.is_some_and(|g| g >= 2);
     if icans.is_some_and(|g| g >= 1) {
         out.push(r("ICANS work-up: ICE at least twice daily, neurology consult, aspiration precautions, correct hyponatremia; seizure prophylaxis (levetiracetam) for high-risk products or patients", "ASCO"));
     }
@@ -96,23 +150,25 @@ pub fn recommendations(
         }
         _ => {}
     }
-    if flags.contains(&Flag::TocilizumabWithIcans) {
-        out.push(r("ICANS ≥ 2 with CRS ≤ 1: prefer corticosteroids over tocilizumab, which may worsen neurotoxicity (a warning, not a hard stop)", "SEED-000, RULES 6-U6"));
+    if no_tocilizumab {
+        out.push(r(TOCILIZUMAB_NOT_RECOMMENDED, "SEED-000"));
     }
     if flags.contains(&Flag::HlhSuspected) {
-        out.push(r("Suspected HLH/MAS: anti-IL-6 plus corticosteroids from the start; if no improvement in 48 h, consider anakinra or etoposide", "CARTOX"));
+        out.push(scoped("Suspected HLH/MAS: anti-IL-6 plus corticosteroids from the start; if no improvement in 48 h, consider anakinra or etoposide", "CARTOX", Scope::Hlh));
     }
     if flags.contains(&Flag::AntifungalProphylaxis) {
-        out.push(r("Steroids for CRS/ICANS: strongly consider antifungal prophylaxis; monitor CMV if steroids run longer than 4-5 days", "ASCO, SEED-002"));
-        out.push(r(
+        out.push(scoped("Steroids for CRS/ICANS: strongly consider antifungal prophylaxis; monitor CMV if steroids run longer than 4-5 days", "ASCO, SEED-002", Scope::Antifungal));
+        out.push(scoped(
             "Taper steroids with care: ICANS flares have been reported with rapid tapers",
             "ASCO",
+            Scope::Antifungal,
         ));
     }
     if flags.contains(&Flag::GmCsfAvoid) {
-        out.push(r(
+        out.push(scoped(
             "Do not use GM-CSF (sargramostim) after CAR-T; G-CSF (filgrastim) is acceptable",
             "ASCO, CARTOX",
+            Scope::GmCsf,
         ));
     }
     out

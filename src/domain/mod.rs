@@ -27,7 +27,9 @@ pub use crs::{
     CrsAssessment, FeverGate, HypotensionFinding, HypoxiaFinding, grade_crs, sbp_threshold,
 };
 pub use dosing::{
-    DoseAmount, DoseCheck, DoseIssue, DoseOrder, check_dose, dosing_weight, tocilizumab_max_dose_mg,
+    DoseAmount, DoseCheck, DoseIssue, DoseOrder, SteroidSuggestion, TOCILIZUMAB_CAP_MG,
+    TocilizumabDose, check_dose, dosing_weight, steroid_suggestion, tocilizumab_max_dose_mg,
+    tocilizumab_suggestion,
 };
 pub use facts::{
     CapdScore, CarTProduct, Celsius, CerebralEdema, ClinicalFinding, Consciousness, DataError,
@@ -35,12 +37,12 @@ pub use facts::{
     LitersPerMinute, MedicationGiven, Motor, NeuroScore, OxygenDevice, PatientFacts, Seizure,
     Source, Systolic, Ventilation, VentilationMode,
 };
-pub use flags::{Flag, HScore, HlhCriteria, hlh_criteria, hscore};
+pub use flags::{Criterion, Flag, HScore, HlhCriteria, hlh_criteria, hscore};
 pub use icans::{
     IcansAssessment, IcansState, capd_grade, consciousness_grade, edema_grade, grade_icans,
     ice_grade, motor_grade, seizure_grade,
 };
-pub use management::{Recommendation, recommendations};
+pub use management::{Recommendation, Scope, TOCILIZUMAB_NOT_RECOMMENDED, recommendations};
 pub use policy::{MAX_WINDOW_HOURS, Policy};
 pub use report::{Evidence, Missing, Note, Report};
 pub use time::{Hours, Timestamp, Window};

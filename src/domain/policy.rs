@@ -44,6 +44,9 @@ pub struct Policy {
     pub weight_fresh_days: i64,
     /// RULES.md B.2: patients younger than this get pediatric steroid limits.
     pub pediatric_below_age: f64,
+    /// RULES.md §7 S11: a vasopressor whose last documented administration ended
+    /// within this many hours of the evaluation instant still counts as current.
+    pub pressor_current_hours: f64,
 }
 
 impl Default for Policy {
@@ -63,6 +66,7 @@ impl Default for Policy {
             gm_csf_window_days: 30,
             weight_fresh_days: 7,
             pediatric_below_age: 18.0,
+            pressor_current_hours: 2.0,
         }
     }
 }

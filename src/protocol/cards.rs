@@ -11,7 +11,7 @@ use super::discovery::Hook;
 use super::extension::{EXTENSION_KEY, extension, format_time, number};
 use crate::domain::{
     Assessment, DoseCheck, DoseIssue, DoseOrder, Drug, DrugClass, Evidence, FeverGate, Flag,
-    IcansState, Timestamp,
+    IcansState, Scope, SteroidSuggestion, Timestamp,
 };
 use text::{cite, clinician_units, one_decimal, when, without_rule_ids};
 
@@ -249,8 +249,8 @@ fn grade_text(g: Option<u8>, lower_bound: bool) -> String {
 }
 
 /// Whether the ICANS grade is a lower bound (a domain could not be assessed).
-fn icans_lower_bound(_a: &Assessment) -> bool {
-    false
+fn icans_lower_bound(a: &Assessment) -> bool {
+    a.icans.lower_bound && a.icans.grade.is_some()
 }
 
 fn icans_text(a: &Assessment) -> String {
@@ -288,9 +288,49 @@ fn opt_grade(g: Option<u8>) -> String {
     g.map_or_else(|| "not assessed".to_string(), |g| g.to_string())
 }
 
+/// "tocilizumab 8 mg/kg = 560 mg IV over 1 h; dose 2 of at most 4".
+fn tocilizumab_dose_text(t: &crate::domain::TocilizumabDose) -> String {
+    format!(
+        "tocilizumab {} mg/kg = {} mg IV over 1 h; dose {} of at most {}",
+        one_decimal(t.mg_per_kg),
+        mg(t.mg),
+        t.dose_number,
+        t.max_doses
+    )
+}
+
 fn grading_detail(a: &Assessment, issues: &[String]) -> String {
     let now = a.at;
     let mut d = String::new();
+    if let Some(t) = &a.tocilizumab_dose {
+        d.push_str(&format!(
+            "**Indicated now: {}** _(tocilizumab label; ASCO 2021)_\n\n",
+            tocilizumab_dose_text(t)
+        ));
+    }
+    if let Some(m) = &a.crs.masking_drug {
+        d.push_str(&format!(
+            "**No documented fever; {} given on {} may mask one: assess for CRS vs another cause.**\n\n",
+            m.drug.key(),
+            text::date(m.at)
+        ));
+    }
+    let worse = |now: Option<u8>, worst: Option<u8>| worst.filter(|w| now.is_none_or(|n| *w > n));
+    let worst_crs = worse(a.crs.grade, a.crs_worst_24h);
+    let worst_icans = worse(a.icans.grade, a.icans_worst_24h);
+    if worst_crs.is_some() || worst_icans.is_some() {
+        let mut parts = Vec::new();
+        if let Some(w) = worst_crs {
+            parts.push(format!("CRS {w}"));
+        }
+        if let Some(w) = worst_icans {
+            parts.push(format!("ICANS {w}"));
+        }
+        d.push_str(&format!(
+            "Worse earlier in the grading window: {} (the grades below are the current ones).\n\n",
+            parts.join(", ")
+        ));
+    }
     d.push_str(&format!(
         "**CRS {}**",
         grade_text(a.crs.grade, a.crs.lower_bound)
@@ -359,6 +399,17 @@ fn grading_detail(a: &Assessment, issues: &[String]) -> String {
         a.icans.motor,
         a.icans.cerebral_edema
     ));
+    if !a.icans.sedation.is_empty() {
+        d.push_str("Sedation (consciousness and ICE/CAPD not graded):\n");
+        for e in &a.icans.sedation {
+            d.push_str(&format!(
+                "- {} ({})\n",
+                clinician_units(&e.finding),
+                when(e.at, now)
+            ));
+        }
+        d.push('\n');
+    }
     d.push_str(&recommendations_section(a));
     d.push_str(&evidence_section(&a.report.evidence, now));
     d.push_str(&missing_section(a));
@@ -414,11 +465,7 @@ fn recommendations_section(a: &Assessment) -> String {
     }
     let mut d = String::from("### Recommended actions\n");
     let mut seen: Vec<&str> = Vec::new();
-    for r in a
-        .recommendations
-        .iter()
-        .filter(|r| scope_of(r.text) == Scope::Grade)
-    {
+    for r in a.recommendations.iter().filter(|r| r.scope == Scope::Grade) {
         if seen.contains(&r.text) {
             continue;
         }
@@ -564,6 +611,23 @@ fn grading_card(input: &CardInput<'_>) -> Card {
             actions,
         }]
     };
+    let mut suggestions = suggestions;
+    if let Some(t) = &a.tocilizumab_dose {
+        suggestions.insert(
+            0,
+            Suggestion {
+                label: format!("Order {}", tocilizumab_dose_text(t)),
+                uuid: uuid(),
+                is_recommended: true,
+                actions: vec![Action {
+                    kind: "create",
+                    description: format!("Order {}", tocilizumab_dose_text(t)),
+                    resource: Some(tocilizumab_order(input.patient_id, a.at, t.mg)),
+                    resource_id: None,
+                }],
+            },
+        );
+    }
     let selection_behavior = (!suggestions.is_empty()).then_some("at-most-one");
     Card {
         uuid: uuid(),
@@ -611,10 +675,10 @@ fn hlh_card(a: &Assessment) -> Card {
     d.push_str(&format!(
         "- Peak ferritin: {}\n- Liver (bilirubin/AST/ALT grade ≥ 3): {}\n- Renal (oliguria or creatinine rise grade ≥ 3): {}\n- Pulmonary edema grade ≥ 3: {}\n- Hemophagocytosis: {}\n- HScore: {} (information only; not validated after CAR-T; cut-off {})\n\n",
         h.ferritin.map_or_else(|| "not measured".to_string(), |f| format!("{f} ng/mL")),
-        yes(h.liver),
-        yes(h.renal),
-        yes(h.pulmonary),
-        yes(h.hemophagocytosis),
+        criterion_text(h.liver),
+        criterion_text(h.renal),
+        criterion_text(h.pulmonary),
+        criterion_text(h.hemophagocytosis),
         a.hscore.points,
         crate::domain::HScore::CUTOFF,
     ));
@@ -631,39 +695,10 @@ fn hlh_card(a: &Assessment) -> Card {
     )
 }
 
-fn yes(b: bool) -> &'static str {
-    if b { "met" } else { "not met" }
-}
-
-/// The card a recommendation belongs on (RULES.md §7 S14: each action stated once).
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Scope {
-    Grade,
-    Hlh,
-    Antifungal,
-    GmCsf,
-}
-
-fn scope_of(text: &str) -> Scope {
-    if text.starts_with("Suspected HLH/MAS") {
-        Scope::Hlh
-    } else if text.starts_with("Steroids for CRS/ICANS") || text.starts_with("Taper steroids") {
-        Scope::Antifungal
-    } else if text.starts_with("Do not use GM-CSF") {
-        Scope::GmCsf
-    } else {
-        Scope::Grade
-    }
-}
-
 /// The recommendation lines of one card, as a markdown list.
 fn own_point(a: &Assessment, scope: Scope) -> String {
     let mut d = String::new();
-    for r in a
-        .recommendations
-        .iter()
-        .filter(|r| scope_of(r.text) == scope)
-    {
+    for r in a.recommendations.iter().filter(|r| r.scope == scope) {
         let source = cite(r.source);
         d.push_str(&format!("- {} _({source})_\n", r.text));
     }
@@ -741,6 +776,14 @@ fn mg(v: f64) -> String {
     one_decimal(v)
 }
 
+fn criterion_text(c: crate::domain::Criterion) -> &'static str {
+    match c {
+        crate::domain::Criterion::Met => "met",
+        crate::domain::Criterion::NotMet => "not met",
+        crate::domain::Criterion::NotAssessed => "not assessed",
+    }
+}
+
 fn issue_text(i: DoseIssue) -> &'static str {
     match i {
         DoseIssue::ExceedsMax => "dose above the maximum",
@@ -748,6 +791,8 @@ fn issue_text(i: DoseIssue) -> &'static str {
         DoseIssue::Max24hReached => "3 doses already given in 24 h",
         DoseIssue::MaxTotalReached => "4 doses already given in this episode",
         DoseIssue::BelowLabelAge => "patient younger than the labelled 2 years",
+        DoseIssue::WeightUnavailable => "weight-based limit not checked: no usable body weight",
+        DoseIssue::DoseUnreadable => "the ordered dose could not be read",
     }
 }
 
@@ -793,7 +838,10 @@ pub fn dose_summary(check: &DoseCheck) -> String {
         .map(|v| format!(" {} mg", mg(v)))
         .unwrap_or_default();
     if check.ordered_mg.is_none() {
-        return format!("{name}: the ordered dose could not be read and was not checked");
+        return match &check.unreadable_reason {
+            Some(why) => format!("{name}: dose not checked: {why}"),
+            None => format!("{name}: the ordered dose could not be read and was not checked"),
+        };
     }
     if check.issues.contains(&DoseIssue::ExceedsMax)
         && let Some(max) = check.max_allowed_mg
@@ -908,9 +956,8 @@ fn dose_card(input: &CardInput<'_>, check: &DoseCheck) -> Card {
         topic("dose-check", "Dose check"),
         Some(check),
     );
-    if check.issues.contains(&DoseIssue::ExceedsMax)
-        && further_dose_allowed(check)
-        && let Some(max) = check.max_allowed_mg
+    if further_dose_allowed(check)
+        && let Some(max) = check.suggest_dose_mg
         && let Some(draft) = find_draft(input.draft_orders, &check.source.0)
     {
         card.suggestions.push(Suggestion {
@@ -933,38 +980,84 @@ fn dose_card(input: &CardInput<'_>, check: &DoseCheck) -> Card {
     card
 }
 
-/// Dexamethasone 10 mg IV every 6 hours, as a draft MedicationRequest.
-pub fn dexamethasone_order(patient_id: &str, at: Timestamp) -> Value {
+const RXNORM: &str = "http://www.nlm.nih.gov/research/umls/rxnorm";
+
+/// A draft IV MedicationRequest of `dose_mg` every `interval_hours` (none: once).
+fn iv_order(
+    patient_id: &str,
+    at: Timestamp,
+    (rxcui, name): (&str, &str),
+    dose_mg: f64,
+    interval_hours: Option<f64>,
+    text: &str,
+) -> Value {
+    let mut dosage = json!({
+        "text": text,
+        "route": { "coding": [{ "system": "http://snomed.info/sct", "code": "47625008", "display": "Intravenous route" }] },
+        "doseAndRate": [{ "doseQuantity": { "value": number(dose_mg), "unit": "mg", "system": "http://unitsofmeasure.org", "code": "mg" } }]
+    });
+    if let Some(h) = interval_hours {
+        dosage["timing"] =
+            json!({ "repeat": { "frequency": 1, "period": number(h), "periodUnit": "h" } });
+    }
     json!({
         "resourceType": "MedicationRequest",
         "status": "draft",
         "intent": "order",
         "medicationCodeableConcept": {
-            "coding": [{ "system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "3264", "display": "dexamethasone" }],
-            "text": "dexamethasone"
+            "coding": [{ "system": RXNORM, "code": rxcui, "display": name }],
+            "text": name
         },
         "subject": { "reference": format!("Patient/{patient_id}") },
         "authoredOn": format_time(at),
-        "dosageInstruction": [{
-            "text": "dexamethasone 10 mg IV every 6 hours",
-            "timing": { "repeat": { "frequency": 1, "period": 6, "periodUnit": "h" } },
-            "route": { "coding": [{ "system": "http://snomed.info/sct", "code": "47625008", "display": "Intravenous route" }] },
-            "doseAndRate": [{ "doseQuantity": { "value": 10, "unit": "mg", "system": "http://unitsofmeasure.org", "code": "mg" } }]
-        }]
+        "dosageInstruction": [dosage]
     })
+}
+
+/// The suggested steroid (RULES.md §7 S9) as a draft MedicationRequest.
+pub fn steroid_order(patient_id: &str, at: Timestamp, s: &SteroidSuggestion) -> Value {
+    let drug = match s.drug {
+        Drug::Methylprednisolone => ("6902", "methylprednisolone"),
+        _ => ("3264", "dexamethasone"),
+    };
+    iv_order(
+        patient_id,
+        at,
+        drug,
+        s.dose_mg,
+        Some(s.interval_hours),
+        &s.text,
+    )
+}
+
+/// Tocilizumab `mg` IV once, over 1 h, as a draft MedicationRequest.
+pub fn tocilizumab_order(patient_id: &str, at: Timestamp, mg_dose: f64) -> Value {
+    iv_order(
+        patient_id,
+        at,
+        ("612865", "tocilizumab"),
+        mg_dose,
+        None,
+        &format!("tocilizumab {} mg IV over 1 hour", mg(mg_dose)),
+    )
 }
 
 fn tocilizumab_with_icans_card(input: &CardInput<'_>, order: &DoseOrder) -> Card {
     let a = input.assessment;
+    let steroid = a.steroid_suggestion.as_ref();
+    let instead = steroid.map_or_else(
+        || "a corticosteroid (dose per protocol: no dose could be computed from the recorded age and weight)".to_string(),
+        |s| s.text.clone(),
+    );
     let d = format!(
-        "ICANS {} with CRS {}: tocilizumab does not cross the blood-brain barrier and may worsen neurotoxicity; corticosteroids are preferred _(expert summary; ASCO 2021)_. This is a warning, not a hard stop.\n\n{SOURCE_LINE}",
+        "ICANS {} with CRS {}: tocilizumab does not cross the blood-brain barrier and may worsen neurotoxicity; corticosteroids are preferred _(expert summary; ASCO 2021)_. This is a warning, not a hard stop.\n\nInstead: {instead}.\n\n{SOURCE_LINE}",
         icans_text(a),
         grade_text(a.crs.grade, a.crs.lower_bound),
     );
     let mut card = plain_card(
         a,
         format!(
-            "Tocilizumab with ICANS {} and CRS {}: prefer dexamethasone",
+            "Tocilizumab with ICANS {} and CRS {}: prefer a corticosteroid",
             icans_text(a),
             grade_text(a.crs.grade, a.crs.lower_bound)
         ),
@@ -973,29 +1066,61 @@ fn tocilizumab_with_icans_card(input: &CardInput<'_>, order: &DoseOrder) -> Card
         topic("tocilizumab-with-icans", "Tocilizumab with ICANS"),
         None,
     );
-    // RULES.md §7 S9: `create` before `delete`, so a client that applies only the first
-    // action is not left without an order.
-    card.suggestions.push(Suggestion {
-        label: "Replace tocilizumab with dexamethasone 10 mg IV every 6 hours".into(),
-        uuid: uuid(),
-        is_recommended: true,
-        actions: vec![
-            Action {
-                kind: "create",
-                description: "Order dexamethasone 10 mg IV every 6 hours".into(),
-                resource: Some(dexamethasone_order(input.patient_id, a.at)),
-                resource_id: None,
-            },
-            Action {
-                kind: "delete",
-                description: "Remove the tocilizumab order".into(),
-                resource: None,
-                resource_id: Some(order.source.0.clone()),
-            },
-        ],
-    });
-    card.selection_behavior = Some("at-most-one");
+    // RULES.md §7 S9: the suggested steroid is dosed by age, weight and grade and passes
+    // the service's own dose check; `create` comes before `delete`, so a client that
+    // applies only the first action is not left without an order.
+    if let Some(s) = steroid {
+        card.suggestions.push(Suggestion {
+            label: format!("Replace tocilizumab with {}", s.text),
+            uuid: uuid(),
+            is_recommended: true,
+            actions: vec![
+                Action {
+                    kind: "create",
+                    description: format!("Order {}", s.text),
+                    resource: Some(steroid_order(input.patient_id, a.at, s)),
+                    resource_id: None,
+                },
+                Action {
+                    kind: "delete",
+                    description: "Remove the tocilizumab order".into(),
+                    resource: None,
+                    resource_id: Some(order.source.0.clone()),
+                },
+            ],
+        });
+        card.selection_behavior = Some("at-most-one");
+    }
     card
+}
+
+/// Possible HLH/MAS (RULES.md §7 S10): ferritin above 10,000 ng/mL, fewer than two
+/// criteria met, and criteria that could not be assessed; never silence.
+fn hlh_possible_card(a: &Assessment) -> Card {
+    let h = &a.hlh;
+    let ferritin = h.ferritin.map_or_else(String::new, |f| format!("{f:.0}"));
+    let not_assessed = h.not_assessed();
+    let mut d = format!(
+        "Peak ferritin {ferritin} ng/mL (> 10,000) with {} of the CARTOX organ criteria met; HLH/MAS can't be excluded because these were not assessed:\n\n",
+        h.organ_count()
+    );
+    for c in &not_assessed {
+        d.push_str(&format!("- {c}\n"));
+    }
+    d.push_str("\nObtain the missing results (with reference ranges and a pre-infusion creatinine baseline) and reassess.\n\n");
+    d.push_str(&own_point(a, Scope::Hlh));
+    d.push_str(SOURCE_LINE);
+    plain_card(
+        a,
+        format!(
+            "Possible HLH/MAS: ferritin {ferritin} ng/mL; {} criteria not assessed",
+            not_assessed.len()
+        ),
+        d,
+        Indicator::Warning,
+        topic("hlh-possible", "Possible HLH/MAS"),
+        None,
+    )
 }
 
 /// The cards for an assessed CAR-T patient (callers answer `{"cards": []}` without
@@ -1008,6 +1133,8 @@ pub fn cards(input: &CardInput<'_>) -> Vec<Card> {
             out.push(grading_card(input));
             if a.flags.contains(&Flag::HlhSuspected) {
                 out.push(hlh_card(a));
+            } else if a.flags.contains(&Flag::HlhPossible) {
+                out.push(hlh_possible_card(a));
             }
             if a.flags.contains(&Flag::GmCsfAvoid) {
                 out.push(gm_csf_card(a, false));

@@ -46,7 +46,10 @@ pub fn extension(assessment: &Assessment, dose_check: Option<&DoseCheck>) -> Val
     let mut v = json!({
         "crsGrade": assessment.crs.grade,
         "crsGradeIsLowerBound": assessment.crs.lower_bound && assessment.crs.grade.is_some(),
+        "crsWorst24h": assessment.crs_worst_24h,
         "icansGrade": assessment.icans.grade,
+        "icansGradeIsLowerBound": assessment.icans.lower_bound && assessment.icans.grade.is_some(),
+        "icansWorst24h": assessment.icans_worst_24h,
         "flags": assessment.flags.iter().map(|f| f.key()).collect::<Vec<_>>(),
         "evidence": assessment.report.evidence.iter().map(|e| json!({
             "finding": e.finding,

@@ -2,8 +2,9 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::domain::{
-    CarTProduct, Celsius, DoseAmount, DrugExposure, Fact, IceScore, Infusion, Kg, LitersPerMinute,
-    NeuroScore, OxygenDevice, PatientFacts, Policy, Source, Systolic, Timestamp, assess,
+    CarTProduct, Celsius, DoseAmount, DrugExposure, Fact, IceScore, Infusion, Kg, LabKind,
+    LabValue, LitersPerMinute, MedicationGiven, NeuroScore, OxygenDevice, PatientFacts, Policy,
+    Source, Systolic, Timestamp, assess,
 };
 
 const HOUR: i64 = 3_600_000;
@@ -90,6 +91,17 @@ fn render(
         .iter()
         .map(|c| serde_json::to_value(c).expect("cards serialize"))
         .collect()
+}
+
+/// The suggestion that records the grades.
+fn record_suggestion(card: &Value) -> &Value {
+    card["suggestions"]
+        .as_array()
+        .and_then(|s| {
+            s.iter()
+                .find(|s| s["label"].as_str().is_some_and(|l| l.starts_with("Record")))
+        })
+        .unwrap_or(&Value::Null)
 }
 
 fn assert_common(card: &Value) {
@@ -190,9 +202,9 @@ fn a_crs3_icans1_patient_gets_a_critical_grading_card_with_the_grades_in_the_sum
 #[test]
 fn the_grading_suggestion_creates_profiled_grade_observations() {
     let cards = render(Hook::PatientView, &crs3_icans1(), &[], None, &[]);
-    let s = &cards[0]["suggestions"];
-    assert_eq!(s.as_array().map(Vec::len), Some(1));
-    let actions = s[0]["actions"].as_array().expect("actions");
+    let actions = record_suggestion(&cards[0])["actions"]
+        .as_array()
+        .expect("actions");
     assert_eq!(actions.len(), 2);
     let crs = &actions[0]["resource"];
     assert_eq!(actions[0]["type"], "create");
@@ -470,8 +482,8 @@ fn summaries_are_clipped_below_140_characters() {
     assert!(clip_summary(long).chars().count() < 140);
 }
 
-fn given_toci(hours_ago: i64, n: usize) -> crate::domain::MedicationGiven {
-    crate::domain::MedicationGiven {
+fn given_toci(hours_ago: i64, n: usize) -> MedicationGiven {
+    MedicationGiven {
         drug: Drug::Tocilizumab,
         at: at(hours_ago),
         dose_mg: Some(640.0),
@@ -498,7 +510,8 @@ fn a_crs_grade_that_is_a_lower_bound_is_flagged_and_never_offered_for_recording(
         "{}",
         card["summary"]
     );
-    let actions = card["suggestions"][0]["actions"]
+    let record = record_suggestion(card);
+    let actions = record["actions"]
         .as_array()
         .expect("the definite ICANS grade is still offered");
     assert_eq!(actions.len(), 1);
@@ -506,11 +519,7 @@ fn a_crs_grade_that_is_a_lower_bound_is_flagged_and_never_offered_for_recording(
         actions[0]["resource"]["code"]["coding"][0]["code"],
         "icans-grade"
     );
-    assert!(
-        card["suggestions"][0]["label"]
-            .as_str()
-            .is_some_and(|l| !l.contains("CRS"))
-    );
+    assert!(record["label"].as_str().is_some_and(|l| !l.contains("CRS")));
 }
 
 #[test]
@@ -556,7 +565,7 @@ fn a_fifth_tocilizumab_dose_over_the_maximum_gets_no_change_the_dose_suggestion(
 fn a_tocilizumab_dose_7h59_after_the_last_is_critical_and_8h_is_not() {
     for (minutes_ago, critical) in [(7 * 60 + 59, true), (8 * 60, false)] {
         let mut f = crs3_icans1();
-        f.medications_given.push(crate::domain::MedicationGiven {
+        f.medications_given.push(MedicationGiven {
             drug: Drug::Tocilizumab,
             at: Timestamp(NOW.0 - minutes_ago * 60_000),
             dose_mg: Some(640.0),
@@ -639,4 +648,268 @@ fn override_reasons_come_from_the_hl7_non_adherence_code_system() {
         .collect();
     assert_eq!(own.len(), 1);
     assert_eq!(own[0]["code"], "data-incorrect");
+}
+
+fn weighing(f: &mut PatientFacts, kg: f64) {
+    f.weights = vec![Fact::new(
+        Kg::new(kg).expect("valid"),
+        at(6),
+        "Observation/w",
+    )];
+}
+
+/// ICANS 2 (ICE 5), afebrile and untreated: CRS 0.
+fn icans2_crs0(age: f64, kg: f64) -> PatientFacts {
+    let mut f = infused(5);
+    f.age_years = Some(age);
+    weighing(&mut f, kg);
+    f.temperatures.push(Fact::new(
+        Celsius::new(37.0).expect("valid"),
+        at(1),
+        "Observation/t0",
+    ));
+    f.neuro_scores.push(Fact::new(
+        NeuroScore::Ice(IceScore::from_total(5).expect("valid")),
+        at(1),
+        "Observation/ice2",
+    ));
+    f
+}
+
+fn replace_suggestion(cards: &[Value]) -> &Value {
+    cards
+        .iter()
+        .find(|c| c["source"]["topic"]["code"] == "tocilizumab-with-icans")
+        .map(|c| &c["suggestions"][0])
+        .expect("a tocilizumab-with-icans card")
+}
+
+fn dose_of(order: &Value) -> &Value {
+    &order["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"]
+}
+
+#[test]
+fn the_grading_card_states_the_tocilizumab_dose_for_this_patient_when_indicated() {
+    let mut f = crs3_icans1();
+    weighing(&mut f, 70.0);
+    f.medications_given.push(given_toci(10, 0));
+    let cards = render(Hook::PatientView, &f, &[], None, &[]);
+    let card = &cards[0];
+    let detail = card["detail"].as_str().expect("detail");
+    assert!(
+        detail.contains("tocilizumab 8 mg/kg = 560 mg IV over 1 h; dose 2 of at most 4"),
+        "{detail}"
+    );
+    let order = &card["suggestions"][0];
+    assert_eq!(order["isRecommended"], true);
+    let resource = &order["actions"][0]["resource"];
+    assert_eq!(resource["resourceType"], "MedicationRequest");
+    assert_eq!(
+        resource["medicationCodeableConcept"]["coding"][0]["code"],
+        "612865"
+    );
+    assert_eq!(dose_of(resource), 560);
+}
+
+#[test]
+fn no_tocilizumab_dose_is_offered_when_the_interval_forbids_one_or_icans_warns_against_it() {
+    let mut f = crs3_icans1();
+    f.medications_given.push(given_toci(7, 0));
+    let cards = render(Hook::PatientView, &f, &[], None, &[]);
+    assert!(
+        !cards[0]["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Indicated now: tocilizumab")
+    );
+    assert!(
+        !cards[0]["suggestions"].to_string().contains("tocilizumab"),
+        "{}",
+        cards[0]["suggestions"]
+    );
+}
+
+#[test]
+fn tocilizumab_with_icans_in_a_16_kg_child_suggests_8_mg_dexamethasone_not_10() {
+    let f = icans2_crs0(4.0, 16.0);
+    let cards = render(
+        Hook::OrderSign,
+        &f,
+        &[toci(192.0)],
+        Some(&draft_bundle()),
+        &[],
+    );
+    let s = replace_suggestion(&cards);
+    assert_eq!(s["actions"][0]["type"], "create");
+    let dex = &s["actions"][0]["resource"];
+    assert_eq!(
+        dex["medicationCodeableConcept"]["coding"][0]["code"],
+        "3264"
+    );
+    assert_eq!(dose_of(dex), 8);
+    assert!(
+        s["label"]
+            .as_str()
+            .is_some_and(|l| l.contains("verify pediatric dose")),
+        "{s}"
+    );
+}
+
+#[test]
+fn tocilizumab_with_icans_4_suggests_the_methylprednisolone_pulse_not_dexamethasone() {
+    let mut f = icans2_crs0(54.0, 80.0);
+    f.motor.push(Fact::new(
+        crate::domain::Motor::DeepFocalWeakness,
+        at(1),
+        "Observation/motor",
+    ));
+    let cards = render(
+        Hook::OrderSign,
+        &f,
+        &[toci(640.0)],
+        Some(&draft_bundle()),
+        &[],
+    );
+    let s = replace_suggestion(&cards);
+    let mp = &s["actions"][0]["resource"];
+    assert_eq!(mp["medicationCodeableConcept"]["coding"][0]["code"], "6902");
+    assert_eq!(dose_of(mp), 1000);
+    assert_eq!(mp["dosageInstruction"][0]["timing"]["repeat"]["period"], 24);
+    assert_eq!(s["actions"][1]["type"], "delete");
+}
+
+#[test]
+fn a_steroid_given_to_a_never_febrile_patient_is_named_as_possibly_masking_a_fever() {
+    let mut f = infused(4);
+    f.temperatures.push(Fact::new(
+        Celsius::new(37.2).expect("valid"),
+        at(2),
+        "Observation/t0",
+    ));
+    f.oxygen_devices.push(Fact::new(
+        OxygenDevice::NasalCannula,
+        at(1),
+        "Observation/o2dev",
+    ));
+    f.oxygen_flows.push(Fact::new(
+        LitersPerMinute::new(2.0).expect("valid"),
+        at(1),
+        "Observation/o2flow",
+    ));
+    f.medications_given.push(MedicationGiven {
+        drug: Drug::Dexamethasone,
+        at: at(20),
+        dose_mg: Some(10.0),
+        source: Source("MedicationAdministration/dex".into()),
+    });
+    let cards = render(Hook::PatientView, &f, &[], None, &[]);
+    let card = &cards[0];
+    assert_eq!(card["extension"]["org.crs-cds"]["crsGrade"], 0);
+    let detail = card["detail"].as_str().expect("detail");
+    assert!(
+        detail.contains(
+            "No documented fever; dexamethasone given on 2026-03-09 may mask one: assess for CRS vs another cause"
+        ),
+        "{detail}"
+    );
+}
+
+fn ferritin(f: &mut PatientFacts, value: f64) {
+    f.labs.push(Fact::new(
+        LabValue {
+            kind: LabKind::Ferritin,
+            value,
+            uln: None,
+        },
+        at(3),
+        "Observation/ferritin",
+    ));
+}
+
+#[test]
+fn ferritin_above_10000_with_unassessed_criteria_gets_a_possible_hlh_warning_card() {
+    for (value, card_expected) in [(10_000.0, false), (10_001.0, true)] {
+        let mut f = crs3_icans1();
+        ferritin(&mut f, value);
+        f.labs.push(Fact::new(
+            LabValue {
+                kind: LabKind::Ast,
+                value: 360.0,
+                uln: None,
+            },
+            at(3),
+            "Observation/ast",
+        ));
+        let cards = render(Hook::PatientView, &f, &[], None, &[]);
+        let possible = cards
+            .iter()
+            .find(|c| c["source"]["topic"]["code"] == "hlh-possible");
+        assert_eq!(possible.is_some(), card_expected, "ferritin {value}");
+        if let Some(c) = possible {
+            assert_common(c);
+            assert_eq!(c["indicator"], "warning");
+            assert!(
+                c["summary"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with("Possible HLH/MAS: ferritin 10001 ng/mL")),
+                "{c}"
+            );
+            let detail = c["detail"].as_str().expect("detail");
+            assert!(detail.contains("liver (AST, ALT and bilirubin with reference ranges)"));
+        }
+    }
+}
+
+#[test]
+fn a_tocilizumab_order_without_a_usable_weight_is_never_called_within_limits() {
+    let mut f = crs3_icans1();
+    f.weights.clear();
+    let cards = render(
+        Hook::OrderSelect,
+        &f,
+        &[toci(1200.0)],
+        Some(&draft_bundle()),
+        &[],
+    );
+    assert_eq!(cards[0]["indicator"], "critical");
+    assert_eq!(
+        cards[0]["extension"]["org.crs-cds"]["doseCheck"]["maxAllowedMg"],
+        800
+    );
+    let cards = render(
+        Hook::OrderSelect,
+        &f,
+        &[toci(600.0)],
+        Some(&draft_bundle()),
+        &[],
+    );
+    let summary = cards[0]["summary"].as_str().expect("summary");
+    assert_eq!(cards[0]["indicator"], "warning");
+    assert!(!summary.contains("within the dose limits"), "{summary}");
+    assert!(
+        summary.contains("weight-based limit not checked: no usable body weight"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn an_unreadable_dose_says_why_on_the_card() {
+    let order = DoseOrder {
+        drug: Drug::Tocilizumab,
+        amount: DoseAmount::Unreadable("unit {pill} is not a mass".into()),
+        per_day: None,
+        route: Some("intravenous".into()),
+        source: Source("MedicationRequest/toci1".into()),
+    };
+    let cards = render(Hook::OrderSelect, &crs3_icans1(), &[order], None, &[]);
+    assert_eq!(
+        cards[0]["summary"],
+        "Tocilizumab: dose not checked: unit {pill} is not a mass"
+    );
+    assert_eq!(cards[0]["indicator"], "warning");
+    assert!(
+        cards[0]["extension"]["org.crs-cds"]["doseCheck"]["issues"]
+            .as_array()
+            .is_some_and(|i| i.contains(&json!("dose-unreadable")))
+    );
 }
