@@ -923,7 +923,8 @@ fn at(mut o: Value, time: &str) -> Value {
 fn observations_older_than_their_window_are_skipped_before_typed_parsing() {
     let all = [
         infusion(),
-        // Inside the 24-h window, and 25 h old (outside it).
+        // Inside the 24-h window, 25 h old (outside it, but after the infusion: kept as
+        // a documented fever, RULES.md §7 S3), and before the infusion (skipped).
         at(
             obs("t-new", LOINC, "8310-5", qty(json!(38.4), "Cel")),
             "2026-11-23T08:00:00Z",
@@ -931,6 +932,10 @@ fn observations_older_than_their_window_are_skipped_before_typed_parsing() {
         at(
             obs("t-old", LOINC, "8310-5", qty(json!(39.9), "Cel")),
             "2026-11-22T11:00:00Z",
+        ),
+        at(
+            obs("t-pre-infusion", LOINC, "8310-5", qty(json!(39.1), "Cel")),
+            "2026-11-17T11:00:00Z",
         ),
         // Labs count for 72 h; weights and creatinine (the baseline) at any age.
         at(
@@ -956,10 +961,10 @@ fn observations_older_than_their_window_are_skipped_before_typed_parsing() {
         json: &json,
     }];
     let m = map_documents_within(&docs, None, &[], now(), &Terminology::embedded(), 24.0);
-    assert_eq!(temps(&m), vec![38.4]);
+    assert_eq!(temps(&m), vec![38.4, 39.9]);
     assert_eq!(
         m.outside_window, 2,
-        "the old temperature and the old ferritin"
+        "the pre-infusion temperature and the old ferritin"
     );
     assert_eq!(m.facts.weights.len(), 1);
     assert_eq!(
@@ -967,7 +972,7 @@ fn observations_older_than_their_window_are_skipped_before_typed_parsing() {
         2,
         "recent ferritin and the creatinine baseline"
     );
-    // With the longest window a site may configure, the 25-h-old temperature is read.
+    // Whatever the window, a temperature from before the infusion is not read.
     let m = map_documents(&docs, None, &[], now(), &Terminology::embedded());
     assert_eq!(m.facts.temperatures.len(), 2);
 }
