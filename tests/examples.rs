@@ -52,11 +52,8 @@ fn facts(case: &Value) -> (PatientFacts, Vec<DoseOrder>) {
     if f["antipyretic_or_anticytokine_given"] == true {
         // RULES.md §7 S3: the waiver needs documented CRS before the dose; these
         // examples describe treated CRS, recorded here as a CRS-grade Observation.
-        p.recorded_crs_grades.push(Fact::new(
-            1,
-            NOW.minus_hours(5.0),
-            "Observation/crs-grade",
-        ));
+        p.recorded_crs_grades
+            .push(Fact::new(1, NOW.minus_hours(5.0), "Observation/crs-grade"));
         p.medications_given.push(MedicationGiven {
             drug: Drug::Acetaminophen,
             at: NOW.minus_hours(4.0),

@@ -16,10 +16,10 @@ use super::time::{age_years, parse_time};
 use super::units::{Measure, convert};
 use super::{AdapterIssue, Item, Terminology};
 use crate::domain::{
-    CapdScore, CarTProduct, Celsius, CerebralEdema, ClinicalFinding, Consciousness, DataError, DoseAmount,
-    DoseOrder, Drug, DrugClass, DrugExposure, Fact, IceScore, Infusion, Kg, LabKind, LabValue,
-    LitersPerMinute, MedicationGiven, Motor, NeuroScore, OxygenDevice, PatientFacts, Seizure,
-    Source, Systolic, Timestamp, Ventilation, VentilationMode,
+    CapdScore, CarTProduct, Celsius, CerebralEdema, ClinicalFinding, Consciousness, DataError,
+    DoseAmount, DoseOrder, Drug, DrugClass, DrugExposure, Fact, IceScore, Infusion, Kg, LabKind,
+    LabValue, LitersPerMinute, MedicationGiven, Motor, NeuroScore, OxygenDevice, PatientFacts,
+    Seizure, Source, Systolic, Timestamp, Ventilation, VentilationMode,
 };
 
 /// The five ICE items, in `IceScore::from_items` order.
@@ -673,7 +673,10 @@ impl<'t> Context<'t> {
             matches!(
                 &d.as_needed,
                 Some(fhir_r4::types::DosageAsNeeded::Boolean(b)) if b.value == Some(true)
-            ) || matches!(&d.as_needed, Some(fhir_r4::types::DosageAsNeeded::CodeableConcept(_)))
+            ) || matches!(
+                &d.as_needed,
+                Some(fhir_r4::types::DosageAsNeeded::CodeableConcept(_))
+            )
         });
         if prn {
             return;

@@ -1044,10 +1044,20 @@ fn a_recorded_crs_grade_observation_is_read_as_a_documented_grade() {
 fn hlh_findings_are_read_from_value_boolean_and_snomed_yes_no() {
     let m = run(&[
         obs("h", IEC, "hemophagocytosis", json!({"valueBoolean": true})),
-        obs("p", IEC, "pulmonary-edema-grade-3", json!({"valueBoolean": false})),
+        obs(
+            "p",
+            IEC,
+            "pulmonary-edema-grade-3",
+            json!({"valueBoolean": false}),
+        ),
         obs("o", IEC, "oliguria-grade-3", concept(SCT, "373066001")),
         obs("o2", IEC, "oliguria-grade-3", concept(SCT, "373067005")),
-        obs("x", IEC, "hemophagocytosis", json!({"valueString": "maybe"})),
+        obs(
+            "x",
+            IEC,
+            "hemophagocytosis",
+            json!({"valueString": "maybe"}),
+        ),
     ]);
     let present: Vec<_> = m.facts.findings.iter().map(|f| f.value).collect();
     let absent: Vec<_> = m.facts.findings_absent.iter().map(|f| f.value).collect();
@@ -1075,10 +1085,25 @@ fn hlh_findings_are_read_from_value_boolean_and_snomed_yes_no() {
 #[test]
 fn sedative_infusions_are_read_by_rxnorm_and_by_text() {
     let m = run(&[
-        ma("pro", "in-progress", med_cc(RXNORM, "8782", None), running()),
-        ma("dex", "in-progress", med_text("Precedex 4 mcg/mL infusion"), running()),
+        ma(
+            "pro",
+            "in-progress",
+            med_cc(RXNORM, "8782", None),
+            running(),
+        ),
+        ma(
+            "dex",
+            "in-progress",
+            med_text("Precedex 4 mcg/mL infusion"),
+            running(),
+        ),
     ]);
-    let sedatives: Vec<_> = m.facts.sedatives.iter().map(|e| (e.drug, e.end.is_none())).collect();
+    let sedatives: Vec<_> = m
+        .facts
+        .sedatives
+        .iter()
+        .map(|e| (e.drug, e.end.is_none()))
+        .collect();
     assert_eq!(
         sedatives,
         vec![(Drug::Propofol, true), (Drug::Dexmedetomidine, true)]
@@ -1108,6 +1133,11 @@ fn a_prn_vasopressor_order_is_not_a_running_infusion() {
             "dosageInstruction": [{"asNeededBoolean": prn}]})
     };
     let m = run(&[order("prn", true), order("scheduled", false)]);
-    let sources: Vec<_> = m.facts.vasoactive.iter().map(|e| e.source.0.clone()).collect();
+    let sources: Vec<_> = m
+        .facts
+        .vasoactive
+        .iter()
+        .map(|e| e.source.0.clone())
+        .collect();
     assert_eq!(sources, vec!["MedicationRequest/scheduled".to_string()]);
 }

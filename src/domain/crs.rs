@@ -225,8 +225,7 @@ fn fever_gate(
 /// last documented administration ended within `policy.pressor_current_hours`.
 fn current_at(e: &DrugExposure, now: Timestamp, policy: &Policy) -> bool {
     e.start <= now
-        && e
-            .end
+        && e.end
             .is_none_or(|end| end >= now || now.hours_since(end).0 <= policy.pressor_current_hours)
 }
 

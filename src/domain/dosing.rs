@@ -191,7 +191,9 @@ pub fn check_dose(
             weight.map(|w| (per_kg * micro(w) as f64).round() / MICRO)
         }
         DoseAmount::Unreadable(reason) => {
-            notes.push(format!("the ordered dose could not be read ({reason}): not checked"));
+            notes.push(format!(
+                "the ordered dose could not be read ({reason}): not checked"
+            ));
             unreadable_reason = Some(reason.clone());
             None
         }
@@ -591,7 +593,9 @@ pub fn tocilizumab_suggestion(
     let dose = TocilizumabDose {
         mg,
         mg_per_kg: if micro(w) < micro(30.0) { 12.0 } else { 8.0 },
-        dose_number: u32::try_from(doses.len()).unwrap_or(u32::MAX).saturating_add(1),
+        dose_number: u32::try_from(doses.len())
+            .unwrap_or(u32::MAX)
+            .saturating_add(1),
         max_doses: 4,
     };
     let order = DoseOrder {

@@ -89,7 +89,10 @@ impl HlhCriteria {
                 "renal (creatinine with a pre-infusion baseline or reference range, or urine output)",
             ),
             (self.pulmonary, "grade ≥ 3 pulmonary edema"),
-            (self.hemophagocytosis, "hemophagocytosis (bone marrow or organs)"),
+            (
+                self.hemophagocytosis,
+                "hemophagocytosis (bone marrow or organs)",
+            ),
         ]
     }
 

@@ -289,11 +289,7 @@ struct Sedation {
 /// performed (the latest in the window: a later valid score means the patient was
 /// assessable again), (b) a continuous sedative infusion running now, or (c) invasive
 /// mechanical ventilation running now.
-fn sedation(
-    facts: &PatientFacts,
-    score: Option<&Fact<NeuroScore>>,
-    window: Window,
-) -> Sedation {
+fn sedation(facts: &PatientFacts, score: Option<&Fact<NeuroScore>>, window: Window) -> Sedation {
     let now = window.end;
     let mut evidence = Vec::new();
     let ice_not_done = match score {

@@ -26,7 +26,11 @@ fn grading_lines_mentioning(a: &Assessment, word: &str) -> Vec<&'static str> {
 
 fn with_weight(kg: f64) -> PatientFacts {
     let mut p = adult();
-    p.weights = vec![Fact::new(Kg::new(kg).expect("valid"), ago(12.0), "Observation/w")];
+    p.weights = vec![Fact::new(
+        Kg::new(kg).expect("valid"),
+        ago(12.0),
+        "Observation/w",
+    )];
     p
 }
 
@@ -69,15 +73,27 @@ fn icans_2_with_crs_1_gets_no_tocilizumab_advice_and_the_card_says_why() {
             .iter()
             .any(|r| r.text == TOCILIZUMAB_NOT_RECOMMENDED && r.source == "SEED-000")
     );
-    assert!(texts(&a).iter().any(|t| t.starts_with("ICANS G2: supportive care; dexamethasone")));
+    assert!(
+        texts(&a)
+            .iter()
+            .any(|t| t.starts_with("ICANS G2: supportive care; dexamethasone"))
+    );
 }
 
 #[test]
 fn icans_3_with_crs_1_is_steroids_first_never_tocilizumab_then_steroids() {
     let a = at_now(&crs1_icans(2));
     assert_eq!((a.crs.grade, a.icans.grade), (Some(1), Some(3)));
-    assert!(!texts(&a).iter().any(|t| t.contains("tocilizumab, then steroids")));
-    assert!(texts(&a).iter().any(|t| t.starts_with("ICANS G3: ICU; dexamethasone")));
+    assert!(
+        !texts(&a)
+            .iter()
+            .any(|t| t.contains("tocilizumab, then steroids"))
+    );
+    assert!(
+        texts(&a)
+            .iter()
+            .any(|t| t.starts_with("ICANS G3: ICU; dexamethasone"))
+    );
 }
 
 #[test]
@@ -110,7 +126,11 @@ fn per_grade_actions_are_scoped_to_the_grading_card_and_the_others_carry_their_o
         .filter(|r| r.scope == Scope::Antifungal)
         .collect();
     assert_eq!(antifungal.len(), 2);
-    assert!(antifungal.iter().all(|r| r.text.to_lowercase().contains("steroid")));
+    assert!(
+        antifungal
+            .iter()
+            .all(|r| r.text.to_lowercase().contains("steroid"))
+    );
 }
 
 // ---------------------------------------------------------------- S3
@@ -184,7 +204,11 @@ fn a_recorded_crs_grade_1_after_the_infusion_documents_crs_for_the_waiver() {
     let mut p = never_febrile_on_dexamethasone();
     p.recorded_crs_grades
         .push(Fact::new(0, ago(10.0), "Observation/crs"));
-    assert_eq!(at_now(&p).crs.grade, Some(0), "a recorded grade 0 is not CRS");
+    assert_eq!(
+        at_now(&p).crs.grade,
+        Some(0),
+        "a recorded grade 0 is not CRS"
+    );
 }
 
 #[test]
@@ -203,8 +227,11 @@ fn an_nsaid_after_a_documented_fever_opens_the_waiver() {
 #[test]
 fn an_unresponsive_patient_with_ice_not_performed_is_not_graded_4_but_not_assessable() {
     let mut p = adult();
-    p.neuro_scores
-        .push(Fact::new(NeuroScore::NotAssessable, ago(1.0), "Observation/ice"));
+    p.neuro_scores.push(Fact::new(
+        NeuroScore::NotAssessable,
+        ago(1.0),
+        "Observation/ice",
+    ));
     loc(&mut p, Consciousness::Unarousable, 1.0);
     let a = at_now(&p);
     assert_eq!(a.icans.grade, None);
@@ -277,8 +304,11 @@ fn invasive_ventilation_makes_ice_not_assessable_but_consciousness_still_grades(
 #[test]
 fn a_valid_ice_after_one_recorded_as_not_performed_is_graded() {
     let mut p = adult();
-    p.neuro_scores
-        .push(Fact::new(NeuroScore::NotAssessable, ago(10.0), "Observation/ice-nd"));
+    p.neuro_scores.push(Fact::new(
+        NeuroScore::NotAssessable,
+        ago(10.0),
+        "Observation/ice-nd",
+    ));
     ice(&mut p, 8, 1.0);
     let a = at_now(&p);
     assert_eq!(a.icans.grade, Some(1));
@@ -328,13 +358,21 @@ fn twelve_mg_per_kg_is_computed_exactly_so_the_exact_order_passes_under_30_kg() 
         let c = check(&toci_order(mg), &with_weight(kg));
         assert_eq!(c.issues, vec![], "{kg} kg, {mg} mg");
         let c = check(&toci_order(mg + 0.1), &with_weight(kg));
-        assert_eq!(c.issues, vec![DoseIssue::ExceedsMax], "{kg} kg, {mg} + 0.1 mg");
+        assert_eq!(
+            c.issues,
+            vec![DoseIssue::ExceedsMax],
+            "{kg} kg, {mg} + 0.1 mg"
+        );
     }
 }
 
 #[test]
 fn at_29_9_kg_358_8_mg_passes_and_at_30_kg_it_exceeds_240_mg() {
-    assert!(check(&toci_order(358.8), &with_weight(29.9)).issues.is_empty());
+    assert!(
+        check(&toci_order(358.8), &with_weight(29.9))
+            .issues
+            .is_empty()
+    );
     let c = check(&toci_order(358.8), &with_weight(30.0));
     assert_eq!(c.max_allowed_mg, Some(240.0));
     assert_eq!(c.issues, vec![DoseIssue::ExceedsMax]);
@@ -344,7 +382,11 @@ fn at_29_9_kg_358_8_mg_passes_and_at_30_kg_it_exceeds_240_mg() {
 fn a_560_mg_order_for_a_154_32_lb_patient_is_within_8_mg_per_kg() {
     let kg = 154.32 * 0.453_592_37;
     assert_eq!(tocilizumab_max_dose_mg(kg), 560.0);
-    assert!(check(&toci_order(560.0), &with_weight(kg)).issues.is_empty());
+    assert!(
+        check(&toci_order(560.0), &with_weight(kg))
+            .issues
+            .is_empty()
+    );
 }
 
 #[test]
@@ -474,7 +516,10 @@ fn an_adult_with_icans_2_is_suggested_dexamethasone_10_mg_iv_q6h_which_passes() 
 fn icans_4_is_suggested_methylprednisolone_not_dexamethasone_for_adults_and_children() {
     let p = with_weight(70.0);
     let s = steroid_suggestion(&p, Some(4), NOW, &policy()).expect("adult");
-    assert_eq!((s.drug, s.dose_mg, s.per_day), (Drug::Methylprednisolone, 1000.0, 1.0));
+    assert_eq!(
+        (s.drug, s.dose_mg, s.per_day),
+        (Drug::Methylprednisolone, 1000.0, 1.0)
+    );
     assert!(steroid_passes(&s, &p));
     let p = child(5.0, 16.0);
     let s = steroid_suggestion(&p, Some(4), NOW, &policy()).expect("child");
@@ -659,7 +704,11 @@ fn a_flow_59_min_from_the_device_pairs_with_it_and_61_min_does_not() {
         p.oxygen_devices.clear();
         device(&mut p, OxygenDevice::FaceMask, 1.0 + minutes / 60.0);
         flow(&mut p, 4.0, 1.0);
-        assert_eq!(at_now(&p).crs.grade, Some(grade), "flow {minutes} min after the mask");
+        assert_eq!(
+            at_now(&p).crs.grade,
+            Some(grade),
+            "flow {minutes} min after the mask"
+        );
     }
     // An earlier flow: paired with the cannula (4 L/min: 2), or the HFNC alone (3).
     for (minutes, grade) in [(59.0, 2), (61.0, 3)] {
@@ -667,7 +716,11 @@ fn a_flow_59_min_from_the_device_pairs_with_it_and_61_min_does_not() {
         p.oxygen_devices.clear();
         device(&mut p, OxygenDevice::HighFlowNasalCannula, 1.0);
         flow(&mut p, 4.0, 1.0 + minutes / 60.0);
-        assert_eq!(at_now(&p).crs.grade, Some(grade), "flow {minutes} min before the HFNC");
+        assert_eq!(
+            at_now(&p).crs.grade,
+            Some(grade),
+            "flow {minutes} min before the HFNC"
+        );
     }
 }
 
