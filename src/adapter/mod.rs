@@ -594,3 +594,84 @@ fn code_key(item: &Item<'_>, terminology: &Terminology, sets: Sets) -> Option<St
 pub fn naive_typed_parse(json: &str) -> bool {
     fhir_r4::parse_resource(json, fhir_r4::Mode::Compatibility).is_ok()
 }
+
+/// The ids of Medications referenced as `"reference": "Medication/<id>"` (relative, or an
+/// absolute URL ending in `/Medication/<id>`) that no Medication resource in `documents`
+/// carries, sorted and without repeats: what a follow-up `Medication?_id=` read must fetch
+/// (FHIR-INPUTS.md "Real-world encodings", medication identity).
+///
+/// PLACEHOLDER written on the `harden` branch so the HTTP follow-up read can be built and
+/// tested; the `adapter` branch (issue 9) provides the real implementation with this exact
+/// signature and replaces this one at merge. It walks each document's JSON once;
+/// unreadable documents contribute nothing.
+pub fn unresolved_medication_ids(documents: &[Document<'_>]) -> Vec<String> {
+    fn walk(value: &serde_json::Value, refs: &mut HashSet<String>, have: &mut HashSet<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                if map.get("resourceType").and_then(|v| v.as_str()) == Some("Medication")
+                    && let Some(id) = map.get("id").and_then(|v| v.as_str())
+                {
+                    have.insert(id.to_string());
+                }
+                if let Some(r) = map.get("reference").and_then(|v| v.as_str()) {
+                    let tail = r.rsplit_once("/Medication/").map(|(_, t)| t);
+                    let id = r.strip_prefix("Medication/").or(tail);
+                    if let Some(id) = id.filter(|i| !i.is_empty() && !i.contains('/')) {
+                        refs.insert(id.to_string());
+                    }
+                }
+                for v in map.values() {
+                    walk(v, refs, have);
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for v in items {
+                    walk(v, refs, have);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut refs = HashSet::new();
+    let mut have = HashSet::new();
+    for d in documents {
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(d.json) {
+            walk(&v, &mut refs, &mut have);
+        }
+    }
+    let mut out: Vec<String> = refs.difference(&have).cloned().collect();
+    out.sort();
+    out
+}
+
+#[cfg(test)]
+mod unresolved_medication_tests {
+    use super::{Document, unresolved_medication_ids};
+
+    #[test]
+    fn a_referenced_medication_absent_from_the_documents_is_unresolved() {
+        let ma = r#"{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"MedicationAdministration","medicationReference":{"reference":"Medication/norepi"}}},{"resource":{"resourceType":"MedicationRequest","medicationReference":{"reference":"https://ehr.example.org/fhir/Medication/toci"}}}]}"#;
+        let docs = [Document {
+            origin: "medicationAdministrations",
+            json: ma,
+        }];
+        assert_eq!(unresolved_medication_ids(&docs), vec!["norepi", "toci"]);
+    }
+
+    #[test]
+    fn a_medication_included_in_any_document_is_resolved() {
+        let ma = r#"{"resourceType":"MedicationAdministration","medicationReference":{"reference":"Medication/norepi"},"subject":{"reference":"Patient/1"}}"#;
+        let med = r#"{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Medication","id":"norepi"}}]}"#;
+        let docs = [
+            Document {
+                origin: "a",
+                json: ma,
+            },
+            Document {
+                origin: "b",
+                json: med,
+            },
+        ];
+        assert!(unresolved_medication_ids(&docs).is_empty());
+    }
+}
