@@ -7,6 +7,7 @@ pub mod cpu;
 pub mod error;
 pub mod feedback_store;
 pub mod fhir_client;
+pub mod hold_payload;
 pub mod metrics;
 pub mod routes;
 pub mod span;

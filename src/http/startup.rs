@@ -161,6 +161,16 @@ impl Application {
             let mut app = App::new()
                 .app_data(app_state.clone())
                 .app_data(gate.clone())
+                // Error answers with an unread body close the connection (hold_payload.rs).
+                .wrap_fn(|mut req, srv| {
+                    let held = super::hold_payload::hold(&mut req);
+                    srv.call(req).map(move |res| {
+                        res.map(|r| {
+                            r.map_body(move |_, body| super::hold_payload::Holding::new(body, held))
+                                .map_into_boxed_body()
+                        })
+                    })
+                })
                 .wrap_fn(|req, srv| {
                     let metrics = req
                         .app_data::<web::Data<AppState>>()
