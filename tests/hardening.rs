@@ -61,22 +61,28 @@ async fn feedback_acknowledged_after_injected_write_failures_is_committed_and_su
     c.close().await.expect("closed");
 
     let app = spawn_app_on(&db, |_| {}).await;
-    let r = app.feedback(GRADING, &feedback("rollback-1")).await;
-    assert_eq!(r.status(), 503);
-    assert!(r.headers().contains_key("retry-after"));
-    let r = app.feedback(GRADING, &feedback("abort-1")).await;
-    assert_eq!(r.status(), 503);
     let mut acknowledged = Vec::new();
-    for i in 0..3 {
-        let card = format!("good-{i}");
-        let r = app.feedback(GRADING, &feedback(&card)).await;
-        assert_eq!(r.status(), 200, "{:?}", r.text().await);
-        // Acknowledged means committed: visible to another connection at once.
-        assert!(
-            committed_cards(&db).await.contains(&card),
-            "{card} acknowledged but not committed"
-        );
-        acknowledged.push(card);
+    // The pool rotates its connections: this order puts both faults on one connection
+    // and later writes on it too, whatever the pool's size.
+    for round in 0..3 {
+        for step in ["rollback", "good", "abort", "good", "good", "good"] {
+            let card = format!("{step}-{round}-{}", acknowledged.len());
+            let r = app.feedback(GRADING, &feedback(&card)).await;
+            if step == "good" {
+                assert_eq!(r.status(), 200, "{:?}", r.text().await);
+                // Acknowledged means committed: visible to another connection at once.
+                assert!(
+                    committed_cards(&db).await.contains(&card),
+                    "{card} acknowledged but not committed"
+                );
+                acknowledged.push(card);
+            } else {
+                assert_eq!(r.status(), 503);
+                assert!(r.headers().contains_key("retry-after"));
+            }
+            // Let the connection go back to (or be dropped from) the pool.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
     app.stop().await;
     let stored = committed_cards(&db).await;
