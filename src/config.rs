@@ -91,6 +91,29 @@ pub struct ServerSettings {
     pub max_body_bytes: usize,
     /// Serve `GET /bench/ceiling` (load testing only).
     pub bench_endpoints: bool,
+    /// Hardening limits (issue 10): body-read timeout, shutdown, CPU pool, caps.
+    pub limits: LimitSettings,
+}
+
+/// `[server]` hardening keys: how long a body may take, how long shutdown waits, how much
+/// CPU-heavy work runs at once, and the caps on one answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LimitSettings {
+    /// `server.body_read_timeout_ms`: the whole request (headers and body) must arrive
+    /// within this (default 10 s); slower clients get 408 and the connection is closed.
+    pub body_read_timeout: Duration,
+    /// `server.shutdown_timeout_secs`: graceful shutdown waits at most this (default 10 s).
+    pub shutdown_timeout_secs: u64,
+    /// `server.cpu_workers`: CDS calls graded at once on the blocking pool (default: the
+    /// number of CPUs); `server.cpu_queue` more may wait; beyond that, 503 + Retry-After.
+    pub cpu_workers: usize,
+    /// `server.cpu_queue`: calls waiting for a CPU slot before 503 (default 16 × cpu_workers).
+    pub cpu_queue: usize,
+    /// `server.max_draft_orders`: most draft orders per call (default 100; beyond, 422).
+    pub max_draft_orders: usize,
+    /// `server.max_cards`: most cards per answer (default 25; beyond, one card says how
+    /// many were not shown).
+    pub max_cards: usize,
 }
 
 /// `[fhir]`.
@@ -100,6 +123,10 @@ pub struct FhirSettings {
     pub deadline: Duration,
     /// Most Bundle pages followed per prefetch key.
     pub max_pages: usize,
+    /// `fhir.max_page_bytes`: most bytes of one FHIR answer (default 8 MiB; over: 412).
+    pub max_page_bytes: usize,
+    /// `fhir.max_call_bytes`: most bytes of all FHIR answers of one call (default 32 MiB).
+    pub max_call_bytes: usize,
 }
 
 /// `[feedback]`.
@@ -165,6 +192,12 @@ struct RawServer {
     public_base_url: Option<String>,
     max_body_bytes: Option<u64>,
     bench_endpoints: Option<bool>,
+    body_read_timeout_ms: Option<u64>,
+    shutdown_timeout_secs: Option<u64>,
+    cpu_workers: Option<u64>,
+    cpu_queue: Option<u64>,
+    max_draft_orders: Option<u64>,
+    max_cards: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -172,6 +205,8 @@ struct RawServer {
 struct RawFhir {
     deadline_ms: Option<u64>,
     max_pages: Option<u64>,
+    max_page_bytes: Option<u64>,
+    max_call_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -249,6 +284,24 @@ impl RawSettings {
             }
             "CRS_CDS_FHIR_DEADLINE_MS" => self.fhir.deadline_ms = Some(parse_env(key, value)?),
             "CRS_CDS_FHIR_MAX_PAGES" => self.fhir.max_pages = Some(parse_env(key, value)?),
+            "CRS_CDS_FHIR_MAX_PAGE_BYTES" => {
+                self.fhir.max_page_bytes = Some(parse_env(key, value)?)
+            }
+            "CRS_CDS_FHIR_MAX_CALL_BYTES" => {
+                self.fhir.max_call_bytes = Some(parse_env(key, value)?)
+            }
+            "CRS_CDS_BODY_READ_TIMEOUT_MS" => {
+                self.server.body_read_timeout_ms = Some(parse_env(key, value)?)
+            }
+            "CRS_CDS_SHUTDOWN_TIMEOUT_SECS" => {
+                self.server.shutdown_timeout_secs = Some(parse_env(key, value)?)
+            }
+            "CRS_CDS_CPU_WORKERS" => self.server.cpu_workers = Some(parse_env(key, value)?),
+            "CRS_CDS_CPU_QUEUE" => self.server.cpu_queue = Some(parse_env(key, value)?),
+            "CRS_CDS_MAX_DRAFT_ORDERS" => {
+                self.server.max_draft_orders = Some(parse_env(key, value)?)
+            }
+            "CRS_CDS_MAX_CARDS" => self.server.max_cards = Some(parse_env(key, value)?),
             "CRS_CDS_FEEDBACK_DATABASE_URL" => self.feedback.database_url = Some(value.to_string()),
             "CRS_CDS_CONCEPT_MAP" => self.terminology.concept_map = Some(PathBuf::from(value)),
             "CRS_CDS_GRADING_WINDOW_HOURS" => {
@@ -276,6 +329,7 @@ impl RawSettings {
     }
 
     fn validate(self) -> Result<Settings, ConfigError> {
+        let limits = validate_limits(&self.server)?;
         let bind_text = self.server.bind.unwrap_or_else(|| DEFAULT_BIND.to_string());
         let bind: SocketAddr = bind_text
             .parse()
@@ -309,6 +363,20 @@ impl RawSettings {
         let max_pages = self.fhir.max_pages.unwrap_or(10);
         if !(1..=1000).contains(&max_pages) {
             return Err(invalid("fhir.max_pages", "must be between 1 and 1000"));
+        }
+        let max_page_bytes = self.fhir.max_page_bytes.unwrap_or(8 * 1024 * 1024);
+        if !(1024..=1024 * 1024 * 1024).contains(&max_page_bytes) {
+            return Err(invalid(
+                "fhir.max_page_bytes",
+                "must be between 1 KiB and 1 GiB",
+            ));
+        }
+        let max_call_bytes = self.fhir.max_call_bytes.unwrap_or(32 * 1024 * 1024);
+        if !(max_page_bytes..=4 * 1024 * 1024 * 1024).contains(&max_call_bytes) {
+            return Err(invalid(
+                "fhir.max_call_bytes",
+                "must be at least fhir.max_page_bytes and at most 4 GiB",
+            ));
         }
         let database_url = self
             .feedback
@@ -437,10 +505,13 @@ impl RawSettings {
                 public_base_url,
                 max_body_bytes: max_body as usize,
                 bench_endpoints: self.server.bench_endpoints.unwrap_or(false),
+                limits,
             },
             fhir: FhirSettings {
                 deadline: Duration::from_millis(deadline_ms),
                 max_pages: max_pages as usize,
+                max_page_bytes: max_page_bytes as usize,
+                max_call_bytes: max_call_bytes as usize,
             },
             feedback: FeedbackSettings { database_url },
             terminology: TerminologySettings {
@@ -455,6 +526,55 @@ impl RawSettings {
             },
         })
     }
+}
+
+fn validate_limits(server: &RawServer) -> Result<LimitSettings, ConfigError> {
+    fn in_range(
+        key: &str,
+        v: Option<u64>,
+        default: u64,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<u64, ConfigError> {
+        let v = v.unwrap_or(default);
+        if range.contains(&v) {
+            Ok(v)
+        } else {
+            Err(invalid(
+                key,
+                format!("must be between {} and {}", range.start(), range.end()),
+            ))
+        }
+    }
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
+    let cpu_workers = in_range("server.cpu_workers", server.cpu_workers, cpus, 1..=256)?;
+    Ok(LimitSettings {
+        body_read_timeout: Duration::from_millis(in_range(
+            "server.body_read_timeout_ms",
+            server.body_read_timeout_ms,
+            10_000,
+            100..=300_000,
+        )?),
+        shutdown_timeout_secs: in_range(
+            "server.shutdown_timeout_secs",
+            server.shutdown_timeout_secs,
+            10,
+            0..=300,
+        )?,
+        cpu_workers: cpu_workers as usize,
+        cpu_queue: in_range(
+            "server.cpu_queue",
+            server.cpu_queue,
+            16 * cpu_workers,
+            0..=10_000,
+        )? as usize,
+        max_draft_orders: in_range(
+            "server.max_draft_orders",
+            server.max_draft_orders,
+            100,
+            1..=100_000,
+        )? as usize,
+        max_cards: in_range("server.max_cards", server.max_cards, 25, 2..=10_000)? as usize,
+    })
 }
 
 impl Settings {
@@ -526,6 +646,13 @@ mod tests {
         assert_eq!(s.server.max_body_bytes, 4 * 1024 * 1024);
         assert_eq!(s.fhir.deadline, Duration::from_millis(2000));
         assert_eq!(s.fhir.max_pages, 10);
+        assert_eq!(s.fhir.max_page_bytes, 8 * 1024 * 1024);
+        assert_eq!(s.fhir.max_call_bytes, 32 * 1024 * 1024);
+        assert_eq!(s.server.limits.body_read_timeout, Duration::from_secs(10));
+        assert_eq!(s.server.limits.shutdown_timeout_secs, 10);
+        assert_eq!(s.server.limits.max_draft_orders, 100);
+        assert_eq!(s.server.limits.max_cards, 25);
+        assert_eq!(s.auth.max_token_lifetime_secs, 3600);
         assert_eq!(s.feedback.database_url, DEFAULT_DATABASE_URL);
         assert_eq!(s.log.format, LogFormat::Pretty);
         assert!(!s.grading.allow_time_override);

@@ -8,6 +8,7 @@ mod feedback;
 mod fhir_r4;
 mod fixture_cards;
 mod fixtures;
+mod hardening;
 mod helpers;
 mod hostile;
 mod logging;

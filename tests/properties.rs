@@ -148,7 +148,10 @@ proptest! {
     }
 
     #[test]
-    fn the_tocilizumab_maximum_under_30_kg_is_12_mg_per_kg_rounded_to_a_tenth(weight in 0.5f64..29.999) {
+    fn the_tocilizumab_maximum_under_30_kg_is_12_mg_per_kg_rounded_to_a_tenth(grams in 500u32..29_999) {
+        // Weights as EHRs send them: decimals (here to the gram), which the exact
+        // arithmetic of RULES.md §7 S7 represents without error.
+        let weight = f64::from(grams) / 1000.0;
         let max = tocilizumab_max_dose_mg(weight);
         prop_assert!((max - 12.0 * weight).abs() <= 0.05 + 1e-9);
         prop_assert!(((max * 10.0).round() - max * 10.0).abs() < 1e-6, "{max} is not a multiple of 0.1 mg");

@@ -326,7 +326,7 @@ async fn order_hooks_without_cart_answer_no_cards() {
 }
 
 /// A CAR-T patient on day 4 after axi-cel with fever 39.2 °C: at least CRS grade 1.
-fn cart_patient_request() -> Value {
+pub(crate) fn cart_patient_request() -> Value {
     let bundle = |entries: Vec<Value>| {
         json!({"resourceType": "Bundle", "type": "searchset",
             "entry": entries.into_iter().map(|r| json!({"resource": r})).collect::<Vec<_>>()})

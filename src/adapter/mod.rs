@@ -344,12 +344,14 @@ impl<'a> Collector<'a> {
                     full_url,
                     search,
                 }) => {
-                    let outcome_mode =
-                        search.and_then(|s| s.mode).as_deref() == Some("outcome");
+                    let outcome_mode = search.and_then(|s| s.mode).as_deref() == Some("outcome");
                     self.add(origin, raw, draft, i, full_url, outcome_mode, depth);
                 }
                 Ok(EntryJson { resource: None, .. }) => {}
-                Err(_) => self.issue(origin, format!("Bundle entry {i} is not an object: ignored")),
+                Err(_) => self.issue(
+                    origin,
+                    format!("Bundle entry {i} is not an object: ignored"),
+                ),
             }
         }
     }
@@ -499,7 +501,10 @@ fn outcome_is_problem(issues: &[OutcomeIssueJson], outcome_mode: bool) -> bool {
 /// `…/Patient/x`, `Patient/x/_history/n`, or a `urn:uuid:` fullUrl of a Patient entry
 /// (else the uuid itself, as Synthea's Patient ids are their uuids). `None` when the
 /// reference names something else than a Patient (a Group, a Location).
-fn referenced_patient<'r>(reference: &'r str, full_urls: &HashMap<&str, &'r str>) -> Option<&'r str> {
+fn referenced_patient<'r>(
+    reference: &'r str,
+    full_urls: &HashMap<&str, &'r str>,
+) -> Option<&'r str> {
     let reference = match full_urls.get(reference) {
         Some(r) => *r,
         None if reference.starts_with("urn:uuid:") => return reference.get(9..),
@@ -965,4 +970,36 @@ fn code_key(item: &Item<'_>, terminology: &Terminology, sets: Sets) -> Option<St
 #[doc(hidden)]
 pub fn naive_typed_parse(json: &str) -> bool {
     fhir_r4::parse_resource(json, fhir_r4::Mode::Compatibility).is_ok()
+}
+
+#[cfg(test)]
+mod unresolved_medication_tests {
+    use super::{Document, unresolved_medication_ids};
+
+    #[test]
+    fn a_referenced_medication_absent_from_the_documents_is_unresolved() {
+        let ma = r#"{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"MedicationAdministration","id":"ma1","status":"in-progress","medicationReference":{"reference":"Medication/norepi"}}},{"resource":{"resourceType":"MedicationRequest","id":"mr1","status":"active","intent":"order","medicationReference":{"reference":"Medication/toci"}}}]}"#;
+        let docs = [Document {
+            origin: "medicationAdministrations",
+            json: ma,
+        }];
+        assert_eq!(unresolved_medication_ids(&docs), vec!["norepi", "toci"]);
+    }
+
+    #[test]
+    fn a_medication_included_in_any_document_is_resolved() {
+        let ma = r#"{"resourceType":"MedicationAdministration","id":"ma1","status":"in-progress","medicationReference":{"reference":"Medication/norepi"},"subject":{"reference":"Patient/1"}}"#;
+        let med = r#"{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Medication","id":"norepi"}}]}"#;
+        let docs = [
+            Document {
+                origin: "a",
+                json: ma,
+            },
+            Document {
+                origin: "b",
+                json: med,
+            },
+        ];
+        assert!(unresolved_medication_ids(&docs).is_empty());
+    }
 }

@@ -63,6 +63,10 @@ pub enum AuthError {
     /// `nbf` is in the future (beyond the leeway).
     #[error("token is not valid yet")]
     NotYetValid,
+    /// `exp - (nbf or iat)` is over `auth.max_token_lifetime_secs`.
+    #[error("token lifetime is over the accepted maximum")]
+    LifetimeTooLong,
+
     /// This issuer's `jti` was already presented while the token was still valid.
     #[error("token jti was already used")]
     Replayed,
@@ -97,6 +101,8 @@ impl AuthError {
             AuthError::Expired => "expired",
             AuthError::IssuedInFuture => "issued_in_future",
             AuthError::NotYetValid => "not_yet_valid",
+            AuthError::LifetimeTooLong => "lifetime_too_long",
+
             AuthError::Replayed => "replayed",
             AuthError::ReplayCacheFull => "replay_cache_full",
             AuthError::Config(_) => "config",
@@ -114,6 +120,7 @@ impl AuthError {
                 | AuthError::JkuNotAllowed
                 | AuthError::KeyMismatch
                 | AuthError::ReplayCacheFull
+                | AuthError::LifetimeTooLong
         )
     }
 }

@@ -203,18 +203,31 @@ impl RemoteKeys {
         if !response.status().is_success() {
             return Err(unavailable(format!("status {}", response.status())));
         }
+        // A client that followed a redirect would hand us keys from another URL: only
+        // the configured URL's own answer is trusted (the service's client follows none).
+        if response.url().as_str()
+            != reqwest::Url::parse(&self.url).map_or(String::new(), String::from)
+        {
+            return Err(unavailable("redirected".to_owned()));
+        }
+        let mut response = response;
         if response
             .content_length()
             .is_some_and(|n| n > MAX_JWKS_BYTES as u64)
         {
             return Err(unavailable("body too large".to_owned()));
         }
-        let body = response
-            .bytes()
+        // Streamed with the cap checked per chunk: an endless body costs at most the cap.
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
             .await
-            .map_err(|e| unavailable(e.to_string()))?;
-        if body.len() > MAX_JWKS_BYTES {
-            return Err(unavailable("body too large".to_owned()));
+            .map_err(|e| unavailable(e.to_string()))?
+        {
+            if body.len() + chunk.len() > MAX_JWKS_BYTES {
+                return Err(unavailable("body too large".to_owned()));
+            }
+            body.extend_from_slice(&chunk);
         }
         KeySet::parse(&body).map_err(unavailable)
     }

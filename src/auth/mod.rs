@@ -26,4 +26,4 @@ mod verifier;
 pub use claims::Claims;
 pub use error::AuthError;
 pub use settings::{AuthSettings, IssuerSettings};
-pub use verifier::Verifier;
+pub use verifier::{SharedReplayCache, Verifier};

@@ -24,6 +24,11 @@ pub struct AuthSettings {
     /// Most `jti` values remembered at once for replay detection.
     #[serde(default = "default_replay_cache_capacity")]
     pub replay_cache_capacity: usize,
+    /// The longest accepted token lifetime, `exp - (nbf or iat)`, in seconds (default
+    /// 3600). Longer-lived tokens are refused, so no `jti` is remembered for longer than
+    /// this plus the leeway (Epic issues 900 s tokens with `nbf` 5 min before `iat`).
+    #[serde(default = "default_max_token_lifetime_secs")]
+    pub max_token_lifetime_secs: u64,
 }
 
 /// One trusted issuer and where its public keys come from.
@@ -56,6 +61,10 @@ fn default_jwks_refresh_min_interval_secs() -> u64 {
     60
 }
 
+fn default_max_token_lifetime_secs() -> u64 {
+    3600
+}
+
 fn default_replay_cache_capacity() -> usize {
     100_000
 }
@@ -68,6 +77,7 @@ impl Default for AuthSettings {
             leeway_secs: default_leeway_secs(),
             jwks_refresh_min_interval_secs: default_jwks_refresh_min_interval_secs(),
             replay_cache_capacity: default_replay_cache_capacity(),
+            max_token_lifetime_secs: default_max_token_lifetime_secs(),
         }
     }
 }

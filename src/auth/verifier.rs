@@ -66,6 +66,21 @@ pub struct Verifier {
     refresh_interval: Duration,
     client: reqwest::Client,
     replay: ReplayCache,
+    max_lifetime: u64,
+    shared_replay: Option<std::sync::Arc<dyn SharedReplayCache>>,
+}
+
+/// A replay cache shared by every replica (PostgreSQL when the feedback database is
+/// PostgreSQL): `first_use` records `key` until `valid_until` (seconds since the epoch) if
+/// it is absent or expired, and says whether it was.
+pub trait SharedReplayCache: Send + Sync {
+    /// Insert-if-absent with expiry; `Ok(false)` for a replay, `Err` when unreachable.
+    fn first_use<'a>(
+        &'a self,
+        key: &'a str,
+        valid_until: u64,
+        now: u64,
+    ) -> futures::future::BoxFuture<'a, Result<bool, String>>;
 }
 
 impl std::fmt::Debug for Verifier {
@@ -205,7 +220,18 @@ impl Verifier {
             refresh_interval: Duration::from_secs(settings.jwks_refresh_min_interval_secs),
             client: http_client,
             replay: ReplayCache::new(settings.replay_cache_capacity),
+            max_lifetime: settings.max_token_lifetime_secs,
+            shared_replay: None,
         })
+    }
+
+    /// Uses `cache` (shared by all replicas) instead of the per-process replay cache.
+    pub fn with_shared_replay_cache(
+        mut self,
+        cache: std::sync::Arc<dyn SharedReplayCache>,
+    ) -> Verifier {
+        self.shared_replay = Some(cache);
+        self
     }
 
     /// Whether requests must carry a token (`[auth] required`). When false the HTTP layer
@@ -293,12 +319,26 @@ impl Verifier {
         }
 
         let claims = self.check_claims(raw, audience)?;
-        self.replay.record(
-            &claims.iss,
-            &claims.jti,
-            claims.exp.saturating_add(self.leeway),
-            now_secs(),
-        )?;
+        let valid_until = claims.exp.saturating_add(self.leeway);
+        match &self.shared_replay {
+            Some(shared) => {
+                let key = format!("{}\0{}", claims.iss, claims.jti);
+                match shared.first_use(&key, valid_until, now_secs()).await {
+                    Ok(true) => {}
+                    Ok(false) => return Err(AuthError::Replayed),
+                    // The database is down: hook calls go on (CDS must not stop with the
+                    // feedback database), guarded by this replica's own cache meanwhile.
+                    Err(why) => {
+                        tracing::warn!(%why, "shared replay cache unavailable; using the per-process cache");
+                        self.replay
+                            .record(&claims.iss, &claims.jti, valid_until, now_secs())?;
+                    }
+                }
+            }
+            None => self
+                .replay
+                .record(&claims.iss, &claims.jti, valid_until, now_secs())?,
+        }
         Ok(claims)
     }
 
@@ -342,6 +382,11 @@ impl Verifier {
         }
         if nbf.is_some_and(|nbf| nbf > now.saturating_add(self.leeway)) {
             return Err(AuthError::NotYetValid);
+        }
+        // A bounded lifetime bounds how long a jti must be remembered (and so the replay
+        // cache): from nbf when given (Epic sets it 5 min before iat), else from iat.
+        if exp.saturating_sub(nbf.unwrap_or(iat)) > self.max_lifetime {
+            return Err(AuthError::LifetimeTooLong);
         }
         let jti = raw.jti.ok_or(AuthError::MissingClaim("jti"))?;
         if jti.is_empty() {

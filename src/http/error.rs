@@ -37,6 +37,23 @@ pub enum ApiError {
     /// A dependency (the feedback store) is not available (503).
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// The body broke off or was malformed on the wire (400; the client's fault).
+    #[error("the request body could not be read")]
+    BodyRead,
+    /// The body did not arrive within `server.body_read_timeout_ms` (408).
+    #[error("the request body did not arrive in time")]
+    BodyTimeout,
+    /// The CPU pool and its queue are full (503 with Retry-After).
+    #[error("busy: every grading slot is taken")]
+    Busy,
+    /// More draft orders than `server.max_draft_orders` (422).
+    #[error("{count} draft orders, over server.max_draft_orders ({limit})")]
+    TooManyDraftOrders {
+        /// Orders sent.
+        count: usize,
+        /// The cap.
+        limit: usize,
+    },
     /// Anything else (500, opaque body).
     #[error("internal error: {0}")]
     Internal(String),
@@ -72,6 +89,10 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => "payload-too-large",
             ApiError::PreconditionFailed(_) => "precondition-failed",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::BodyRead => "unreadable-body",
+            ApiError::BodyTimeout => "body-timeout",
+            ApiError::Busy => "busy",
+            ApiError::TooManyDraftOrders { .. } => "too-many-draft-orders",
             ApiError::Internal(_) => "internal-error",
         }
     }
@@ -99,7 +120,10 @@ impl ResponseError for ApiError {
             ApiError::UnknownService(_) | ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::BodyRead => StatusCode::BAD_REQUEST,
+            ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::TooManyDraftOrders { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -107,7 +131,12 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
         // Log once, where the error becomes a response. Display holds no request data.
-        if status.is_server_error() {
+        // A body broken off by the client is not the service's fault: info, not ERROR.
+        if matches!(self, ApiError::BodyRead | ApiError::BodyTimeout) {
+            tracing::info!(status = status.as_u16(), error = %self, "request refused");
+        } else if status.is_server_error()
+            && !matches!(self, ApiError::Busy | ApiError::Unavailable(_))
+        {
             tracing::error!(status = status.as_u16(), error = %self, "request failed");
         } else {
             tracing::warn!(status = status.as_u16(), error = %self, "request refused");
@@ -129,8 +158,14 @@ impl ResponseError for ApiError {
         } else {
             "application/json"
         };
-        HttpResponse::build(status)
-            .content_type(content_type)
-            .body(body.to_string())
+        let mut response = HttpResponse::build(status);
+        response.content_type(content_type);
+        if matches!(status, StatusCode::SERVICE_UNAVAILABLE) {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, "1"));
+        }
+        // An error may leave the request body unread (413, 404, 408, ...): close the
+        // connection rather than read an endless upload to find the next request.
+        response.force_close();
+        response.body(body.to_string())
     }
 }

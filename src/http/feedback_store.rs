@@ -1,9 +1,19 @@
 //! Durable feedback (CDS Hooks 2.0.1 "Feedback"): SQLite by default, PostgreSQL by URL
 //! scheme. A write is acknowledged only after its transaction commits.
+//!
+//! A connection that failed anywhere in a write is closed, never returned to the pool: after
+//! an error SQLite may have rolled the transaction back on its own (disk full, `RAISE
+//! (ROLLBACK)`), sqlx's count of open transactions no longer matches, and a pooled
+//! connection in that state turns every later `BEGIN`/`COMMIT` into a savepoint that never
+//! commits while holding the write lock (issue 10, fault 1).
+//!
+//! Each feedback item is stored once: (card uuid, outcome, outcomeTimestamp) is unique and
+//! a retry is an insert that does nothing.
 
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::Connection;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -15,6 +25,8 @@ use crate::protocol::feedback::Feedback;
 struct Dialect {
     schema: &'static str,
     insert: &'static str,
+    readiness_schema: &'static str,
+    readiness_write: &'static str,
 }
 
 const SQLITE: Dialect = Dialect {
@@ -28,7 +40,9 @@ const SQLITE: Dialect = Dialect {
         outcome_timestamp TEXT NOT NULL,
         received_at TEXT NOT NULL
     )",
-    insert: "INSERT INTO cds_feedback (service_id, card_uuid, outcome, accepted_suggestions, override_reason, outcome_timestamp, received_at) VALUES (?, ?, ?, ?, NULLIF(?, ''), ?, ?)",
+    insert: "INSERT INTO cds_feedback (service_id, card_uuid, outcome, accepted_suggestions, override_reason, outcome_timestamp, received_at) VALUES (?, ?, ?, ?, NULLIF(?, ''), ?, ?) ON CONFLICT DO NOTHING",
+    readiness_schema: "CREATE TABLE IF NOT EXISTS cds_readiness (id INTEGER PRIMARY KEY, checked_at TEXT NOT NULL)",
+    readiness_write: "INSERT INTO cds_readiness (id, checked_at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at",
 };
 
 const POSTGRES: Dialect = Dialect {
@@ -42,8 +56,17 @@ const POSTGRES: Dialect = Dialect {
         outcome_timestamp TEXT NOT NULL,
         received_at TEXT NOT NULL
     )",
-    insert: "INSERT INTO cds_feedback (service_id, card_uuid, outcome, accepted_suggestions, override_reason, outcome_timestamp, received_at) VALUES ($1, $2, $3, $4, NULLIF($5, ''), $6, $7)",
+    insert: "INSERT INTO cds_feedback (service_id, card_uuid, outcome, accepted_suggestions, override_reason, outcome_timestamp, received_at) VALUES ($1, $2, $3, $4, NULLIF($5, ''), $6, $7) ON CONFLICT DO NOTHING",
+    readiness_schema: "CREATE TABLE IF NOT EXISTS cds_readiness (id INTEGER PRIMARY KEY, checked_at TEXT NOT NULL)",
+    readiness_write: "INSERT INTO cds_readiness (id, checked_at) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at",
 };
+
+/// The shared `jti` replay cache (PostgreSQL only: several replicas, one cache).
+const JTI_SCHEMA: &str =
+    "CREATE TABLE IF NOT EXISTS cds_jti (jti_key TEXT PRIMARY KEY, valid_until BIGINT NOT NULL)";
+/// Insert-if-absent, or take over an expired entry; one row affected means first use.
+const JTI_RECORD: &str = "INSERT INTO cds_jti (jti_key, valid_until) VALUES ($1, $2) ON CONFLICT (jti_key) DO UPDATE SET valid_until = excluded.valid_until WHERE cds_jti.valid_until < $3";
+const JTI_PURGE: &str = "DELETE FROM cds_jti WHERE valid_until < $1";
 
 /// Runs the same code on whichever pool the store holds, with that database's dialect.
 /// (sqlx's pools are different types per database, so one body serves both arms.)
@@ -63,6 +86,12 @@ macro_rules! on_pool {
 }
 
 const INDEX: &str = "CREATE INDEX IF NOT EXISTS cds_feedback_card ON cds_feedback (card_uuid)";
+
+/// Rows stored twice before the idempotency key existed are reduced to the first, so the
+/// unique index can be built on an existing database.
+const DEDUPLICATE: &str = "DELETE FROM cds_feedback WHERE id NOT IN (SELECT MIN(id) FROM cds_feedback GROUP BY card_uuid, outcome, outcome_timestamp)";
+/// The idempotency key of a feedback item: card uuid + outcome + outcomeTimestamp.
+const UNIQUE: &str = "CREATE UNIQUE INDEX IF NOT EXISTS cds_feedback_once ON cds_feedback (card_uuid, outcome, outcome_timestamp)";
 
 /// A stored feedback row (read back by tests and operators).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -114,8 +143,47 @@ impl FeedbackStore {
         on_pool!(self, |p, dialect| {
             sqlx::query(dialect.schema).execute(p).await?;
             sqlx::query(INDEX).execute(p).await?;
+            sqlx::query(DEDUPLICATE).execute(p).await?;
+            sqlx::query(UNIQUE).execute(p).await?;
+            sqlx::query(dialect.readiness_schema).execute(p).await?;
         });
+        if let FeedbackStore::Postgres(p) = self {
+            sqlx::query(JTI_SCHEMA).execute(p).await?;
+        }
         Ok(())
+    }
+
+    /// Whether this store can hold the shared replay cache (PostgreSQL).
+    pub fn shares_replay_cache(&self) -> bool {
+        matches!(self, FeedbackStore::Postgres(_))
+    }
+
+    /// Records a `jti` key until `valid_until` unless it is there and unexpired; whether
+    /// this was its first use. PostgreSQL only (SQLite deployments use the per-process
+    /// cache); expired rows are purged now and then.
+    pub async fn record_jti(
+        &self,
+        key: &str,
+        valid_until: u64,
+        now: u64,
+    ) -> Result<bool, sqlx::Error> {
+        let FeedbackStore::Postgres(p) = self else {
+            return Err(sqlx::Error::Configuration(
+                "the shared replay cache needs PostgreSQL".into(),
+            ));
+        };
+        let until = i64::try_from(valid_until).unwrap_or(i64::MAX);
+        let now = i64::try_from(now).unwrap_or(i64::MAX);
+        let done = sqlx::query(JTI_RECORD)
+            .bind(key)
+            .bind(until)
+            .bind(now)
+            .execute(p)
+            .await?;
+        if now % 64 == 0 {
+            sqlx::query(JTI_PURGE).bind(now).execute(p).await?;
+        }
+        Ok(done.rows_affected() == 1)
     }
 
     /// Stores every entry in one transaction.
@@ -137,20 +205,51 @@ impl FeedbackStore {
             })
             .collect();
         on_pool!(self, |p, dialect| {
-            let mut tx = p.begin().await?;
-            for [card, outcome, accepted, reason, ts] in &rows {
-                sqlx::query(dialect.insert)
-                    .bind(service_id)
-                    .bind(card)
-                    .bind(outcome)
-                    .bind(accepted)
-                    .bind(reason)
-                    .bind(ts)
-                    .bind(&received_at)
+            let mut conn = p.acquire().await?;
+            let result = async {
+                let mut tx = conn.begin().await?;
+                for [card, outcome, accepted, reason, ts] in &rows {
+                    sqlx::query(dialect.insert)
+                        .bind(service_id)
+                        .bind(card)
+                        .bind(outcome)
+                        .bind(accepted)
+                        .bind(reason)
+                        .bind(ts)
+                        .bind(&received_at)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await
+            }
+            .await;
+            if result.is_err() {
+                // Never back into the pool: its transaction state is unknown.
+                conn.close_on_drop();
+            }
+            result
+        })
+    }
+
+    /// Commits a small write (the readiness row), on a connection discarded on failure:
+    /// `/readyz` is ready only when a feedback write could commit now.
+    pub async fn check_write(&self) -> Result<(), sqlx::Error> {
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        on_pool!(self, |p, dialect| {
+            let mut conn = p.acquire().await?;
+            let result = async {
+                let mut tx = conn.begin().await?;
+                sqlx::query(dialect.readiness_write)
+                    .bind(&now)
                     .execute(&mut *tx)
                     .await?;
+                tx.commit().await
             }
-            tx.commit().await
+            .await;
+            if result.is_err() {
+                conn.close_on_drop();
+            }
+            result
         })
     }
 
@@ -187,5 +286,90 @@ impl FeedbackStore {
     /// Closes the pool (tests restart the app on the same file).
     pub async fn close(&self) {
         on_pool!(self, |p, _dialect| p.close().await)
+    }
+}
+
+/// The feedback store once it is up: start-up does not wait for the database (hook calls
+/// are served meanwhile; feedback and `/readyz` answer 503 until it is connected).
+#[derive(Clone, Debug, Default)]
+pub struct StoreHandle {
+    slot: std::sync::Arc<std::sync::OnceLock<FeedbackStore>>,
+}
+
+impl StoreHandle {
+    /// The store, if connected and migrated.
+    pub fn get(&self) -> Option<&FeedbackStore> {
+        self.slot.get()
+    }
+
+    /// Sets the store (once).
+    pub fn set(&self, store: FeedbackStore) {
+        let _ = self.slot.set(store);
+    }
+
+    /// Every stored row (an error while the store is not up).
+    pub async fn all(&self) -> Result<Vec<StoredFeedback>, sqlx::Error> {
+        match self.get() {
+            Some(s) => s.all().await,
+            None => Err(sqlx::Error::PoolClosed),
+        }
+    }
+
+    /// Closes the store, if up.
+    pub async fn close(&self) {
+        if let Some(s) = self.get() {
+            s.close().await;
+        }
+    }
+
+    /// Connects and migrates, retrying with backoff (0.5 s doubling to 30 s) until it
+    /// works; logs each failure without the URL (it may hold a password).
+    pub async fn connect_with_retry(&self, url: String) {
+        let mut delay = Duration::from_millis(500);
+        loop {
+            match connect_and_migrate(&url).await {
+                Ok(store) => {
+                    tracing::info!("feedback database connected");
+                    self.set(store);
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "feedback database unavailable; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(30));
+                }
+            }
+        }
+    }
+}
+
+/// Connects by URL and runs the migrations.
+pub async fn connect_and_migrate(url: &str) -> Result<FeedbackStore, sqlx::Error> {
+    let store = FeedbackStore::connect(url).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// The PostgreSQL `jti` cache shared by replicas, for [`crate::auth::Verifier`].
+#[derive(Clone, Debug)]
+pub struct SharedJtiCache(pub StoreHandle);
+
+impl crate::auth::SharedReplayCache for SharedJtiCache {
+    fn first_use<'a>(
+        &'a self,
+        key: &'a str,
+        valid_until: u64,
+        now: u64,
+    ) -> futures::future::BoxFuture<'a, Result<bool, String>> {
+        Box::pin(async move {
+            let store = self.0.get().ok_or("the database is not connected yet")?;
+            tokio::time::timeout(
+                Duration::from_secs(1),
+                store.record_jti(key, valid_until, now),
+            )
+            .await
+            .map_err(|_| "timed out".to_string())?
+            .map_err(|e| e.to_string())
+        })
     }
 }

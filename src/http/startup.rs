@@ -18,15 +18,16 @@ use anyhow::Context;
 use futures::FutureExt;
 use tracing_actix_web::TracingLogger;
 
-use super::feedback_store::FeedbackStore;
-use super::fhir_client::FhirClient;
+use super::cpu::CpuPool;
+use super::feedback_store::{SharedJtiCache, StoreHandle, connect_and_migrate};
+use super::fhir_client::{FetchLimits, FhirClient};
 use super::metrics::Metrics;
 use super::routes;
 use super::span::CdsRootSpan;
 use crate::adapter::Terminology;
 use crate::auth::Verifier;
 use crate::auth::middleware::{AuthGate, require_cds_client_jwt};
-use crate::config::Settings;
+use crate::config::{LimitSettings, Settings};
 use crate::domain::Policy;
 use crate::protocol::discovery;
 
@@ -42,10 +43,18 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// FHIR client.
     pub fhir: FhirClient,
-    /// Feedback store.
-    pub store: FeedbackStore,
+    /// Feedback store (set once the database is up).
+    pub store: StoreHandle,
     /// Metrics.
     pub metrics: Metrics,
+    /// The bounded pool for grading.
+    pub cpu: CpuPool,
+    /// Body-read timeout, caps (issue 10).
+    pub limits: LimitSettings,
+}
+
+fn url_is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
 /// A built, bound, not yet running application.
@@ -78,22 +87,38 @@ impl Application {
                 .map_err(|e| anyhow::anyhow!("{}: {}", e.location, e.message))
                 .with_context(|| format!("loading the concept map {}", path.display()))?;
         }
-        let store = FeedbackStore::connect(&settings.feedback.database_url)
-            .await
-            .context("connecting to the feedback database")?;
-        store
-            .migrate()
-            .await
-            .context("migrating the feedback database")?;
+        // One attempt now; if the database is not there yet, keep serving hook calls and
+        // retry with backoff in the background (feedback and /readyz answer 503 meanwhile).
+        let store = StoreHandle::default();
+        let url = settings.feedback.database_url.clone();
+        match connect_and_migrate(&url).await {
+            Ok(s) => store.set(s),
+            Err(e) => {
+                tracing::warn!(error = %e, "feedback database unavailable at start-up; retrying in the background");
+                let retry = store.clone();
+                tokio::spawn(async move { retry.connect_with_retry(url).await });
+            }
+        }
+        let shared_replay = url_is_postgres(&settings.feedback.database_url);
+        let limits = settings.server.limits.clone();
         let state = web::Data::new(AppState {
             terminology,
             policy: settings.grading.policy.clone(),
             allow_time_override: settings.grading.allow_time_override,
             max_body_bytes: settings.server.max_body_bytes,
-            fhir: FhirClient::new(settings.fhir.deadline, settings.fhir.max_pages)
-                .context("building the FHIR client")?,
-            store,
+            fhir: FhirClient::new(
+                settings.fhir.deadline,
+                FetchLimits {
+                    max_pages: settings.fhir.max_pages,
+                    max_page_bytes: settings.fhir.max_page_bytes,
+                    max_call_bytes: settings.fhir.max_call_bytes,
+                },
+            )
+            .context("building the FHIR client")?,
+            store: store.clone(),
             metrics: Metrics::new().context("registering metrics")?,
+            cpu: CpuPool::new(limits.cpu_workers, limits.cpu_queue),
+            limits: limits.clone(),
         });
         let port = listener
             .local_addr()
@@ -107,9 +132,18 @@ impl Application {
                 "AUTHENTICATION IS OFF: no trusted JWT issuer is configured; serving loopback only"
             );
         }
-        let verifier = Arc::new(
-            Verifier::new(auth, reqwest::Client::new()).context("configuring authentication")?,
-        );
+        // JWK Sets: no redirects (keys only from the configured URL itself).
+        let jwks_client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .context("building the JWKS client")?;
+        let mut verifier =
+            Verifier::new(auth, jwks_client).context("configuring authentication")?;
+        if shared_replay {
+            // Several replicas on one PostgreSQL database share one jti cache.
+            verifier = verifier.with_shared_replay_cache(Arc::new(SharedJtiCache(store)));
+        }
+        let verifier = Arc::new(verifier);
         let audience_base = settings
             .server
             .public_base_url
@@ -127,6 +161,16 @@ impl Application {
             let mut app = App::new()
                 .app_data(app_state.clone())
                 .app_data(gate.clone())
+                // Error answers with an unread body close the connection (hold_payload.rs).
+                .wrap_fn(|mut req, srv| {
+                    let held = super::hold_payload::hold(&mut req);
+                    srv.call(req).map(move |res| {
+                        res.map(|r| {
+                            r.map_body(move |_, body| super::hold_payload::Holding::new(body, held))
+                                .map_into_boxed_body()
+                        })
+                    })
+                })
                 .wrap_fn(|req, srv| {
                     let metrics = req
                         .app_data::<web::Data<AppState>>()
@@ -183,6 +227,10 @@ impl Application {
             }
             app.default_service(web::to(routes::health::not_found))
         })
+        // Well under Kubernetes' 30 s grace period; slow request heads are cut off too
+        // (bodies by read_body's own timeout).
+        .shutdown_timeout(limits.shutdown_timeout_secs)
+        .client_request_timeout(limits.body_read_timeout)
         .listen(listener)
         .context("listening")?
         .run();

@@ -17,12 +17,18 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
-/// `GET /readyz`: the feedback store answers.
+/// How long `/readyz` waits for its write to commit (probes time out at 2 s).
+const READINESS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// `GET /readyz`: a feedback write can commit now, checked within 1 s (503 otherwise).
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    state
+    let store = state
         .store
-        .ping()
+        .get()
+        .ok_or_else(|| ApiError::Unavailable("feedback store: not connected yet".into()))?;
+    tokio::time::timeout(READINESS_TIMEOUT, store.check_write())
         .await
+        .map_err(|_| ApiError::Unavailable("feedback store: no answer within 1 s".into()))?
         .map_err(|e| ApiError::Unavailable(format!("feedback store: {e}")))?;
     Ok(HttpResponse::Ok().json(json!({ "status": "ready", "feedbackStore": "ok" })))
 }
@@ -52,7 +58,13 @@ pub async fn naive_fhirbolt(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = super::read_body(&req, payload, state.max_body_bytes).await?;
+    let body = super::read_body(
+        &req,
+        payload,
+        state.max_body_bytes,
+        state.limits.body_read_timeout,
+    )
+    .await?;
     let request = crate::protocol::request::CdsRequest::parse(&body)?;
     let parsed = request
         .prefetch

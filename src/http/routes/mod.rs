@@ -10,12 +10,14 @@ use futures::StreamExt;
 
 use super::error::ApiError;
 
-/// Reads a request body up to `limit` bytes (413 beyond), so every body error comes
-/// back in the service's JSON error shape.
+/// Reads a request body up to `limit` bytes (413 beyond) within `timeout` (408 after), so
+/// every body error comes back in the service's JSON error shape. A body broken off or
+/// malformed on the wire is the client's fault: 400, logged at info.
 pub async fn read_body(
     req: &HttpRequest,
     mut payload: web::Payload,
     limit: usize,
+    timeout: std::time::Duration,
 ) -> Result<Vec<u8>, ApiError> {
     let declared = req
         .headers()
@@ -25,15 +27,23 @@ pub async fn read_body(
     if declared.is_some_and(|n| n > limit) {
         return Err(ApiError::PayloadTooLarge { limit });
     }
-    let mut body = Vec::with_capacity(declared.unwrap_or(0).min(limit));
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::Internal(format!("reading the body: {e}")))?;
-        if body.len() + chunk.len() > limit {
-            return Err(ApiError::PayloadTooLarge { limit });
+    let read = async {
+        let mut body = Vec::with_capacity(declared.unwrap_or(0).min(limit));
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|e| {
+                tracing::debug!(error = %e, "request body broke off");
+                ApiError::BodyRead
+            })?;
+            if body.len() + chunk.len() > limit {
+                return Err(ApiError::PayloadTooLarge { limit });
+            }
+            body.extend_from_slice(&chunk);
         }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+        Ok(body)
+    };
+    tokio::time::timeout(timeout, read)
+        .await
+        .unwrap_or(Err(ApiError::BodyTimeout))
 }
 
 /// The service id a `/cds-services/{id}` or `/cds-services/{id}/feedback` request names:

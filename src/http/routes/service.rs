@@ -3,16 +3,18 @@
 
 use std::borrow::Cow;
 
+use serde::Deserialize;
+
 use actix_web::{HttpRequest, HttpResponse, web};
 use tracing::field::Empty;
 
 use crate::adapter::{self, Document};
 use crate::domain::{self, Timestamp};
 use crate::http::error::ApiError;
-use crate::http::fhir_client::{FhirError, Query};
+use crate::http::fhir_client::{CallBudget, FhirError, Query, ServerBase, next_link};
 use crate::http::routes::read_body;
 use crate::http::startup::AppState;
-use crate::protocol::cards::{CardInput, CdsResponse, cards};
+use crate::protocol::cards::{Card, CardInput, CdsResponse, Indicator, cards};
 use crate::protocol::discovery::{self, Hook, ServiceDefinition, fill_template};
 use crate::protocol::request::{CdsRequest, Prefetched, ValidRequest};
 
@@ -47,7 +49,30 @@ struct Gathered<'r> {
     /// Template keys the client did not prefetch and that could not be fetched because
     /// the request names no `fhirServer`; reported on the cards as missing data.
     unfetched: Vec<String>,
+    /// Data problems of the gathering itself (a key cut at the page limit, a prefetched
+    /// Bundle whose later pages could not be read), reported on the cards.
+    issues: Vec<String>,
+    /// The call's FHIR budget, when anything was fetched: its deadline covers processing.
+    budget: Option<CallBudget>,
 }
+
+/// The card text for a key whose later pages were not read.
+fn truncated_issue(key: &str, max_pages: usize) -> String {
+    format!(
+        "prefetch {key}: only the first {max_pages} pages were read (fhir.max_pages); the grade may miss later data"
+    )
+}
+
+/// FHIR ids (`[A-Za-z0-9\-\.]{1,64}`) only go into a search URL.
+fn is_fhir_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+}
+
+/// Most ids in one `Medication?_id=` search.
+const MEDICATION_IDS_PER_SEARCH: usize = 50;
 
 /// Prefetched documents plus whatever had to be fetched from `fhirServer`.
 ///
@@ -55,7 +80,9 @@ struct Gathered<'r> {
 /// client chose. A template key that is missing (or an OperationOutcome) is fetched
 /// from `fhirServer`; without one, the call goes on with what was prefetched and the
 /// gap is reported, unless nothing at all was prefetched (412: the data the grading
-/// needs can't be had).
+/// needs can't be had). With a `fhirServer`, `next` links of prefetched Bundles are
+/// followed and Medications referenced but not sent are read with `Medication?_id=`,
+/// all under the one deadline, page limit and byte budget (issue 9).
 async fn gather<'r>(
     request: &'r ValidRequest,
     service: &ServiceDefinition,
@@ -63,6 +90,7 @@ async fn gather<'r>(
 ) -> Result<Gathered<'r>, ApiError> {
     let mut documents = Vec::new();
     let mut queries = Vec::new();
+    let mut issues = Vec::new();
     for (key, template) in &service.prefetch {
         match request.prefetched(key) {
             Prefetched::Data(json) => documents.push((key.clone(), Cow::Borrowed(json))),
@@ -87,40 +115,215 @@ async fn gather<'r>(
             documents.push((key.clone(), Cow::Borrowed(json)));
         }
     }
-    if queries.is_empty() {
-        return Ok(Gathered {
-            documents,
-            unfetched: Vec::new(),
-        });
-    }
-    let Some(server) = request.raw.fhir_server.as_deref() else {
+    let Some(server_text) = request.raw.fhir_server.as_deref() else {
         let keys: Vec<String> = queries.into_iter().map(|q| q.key).collect();
-        if documents.is_empty() {
+        if !keys.is_empty() && documents.is_empty() {
             return Err(FhirError::NoServer(keys.join(", ")).into());
+        }
+        // Later pages of prefetched Bundles cannot be read without a server: say so.
+        for (key, json) in &documents {
+            if next_link(json).is_some() {
+                issues.push(format!(
+                    "prefetch {key}: the Bundle has later pages and there is no fhirServer to read them; the grade may miss later data"
+                ));
+            }
         }
         return Ok(Gathered {
             documents,
             unfetched: keys,
+            issues,
+            budget: None,
         });
     };
+    let prefetched_next: Vec<(String, String)> = documents
+        .iter()
+        .filter_map(|(key, json)| next_link(json).map(|n| (key.clone(), n)))
+        .collect();
+    if queries.is_empty() && prefetched_next.is_empty() {
+        // Nothing to fetch, unless a referenced Medication is missing (checked below).
+        let refs: Vec<Document<'_>> = documents
+            .iter()
+            .map(|(o, j)| Document { origin: o, json: j })
+            .collect();
+        if adapter::unresolved_medication_ids(&refs).is_empty() {
+            return Ok(Gathered {
+                documents,
+                unfetched: Vec::new(),
+                issues,
+                budget: None,
+            });
+        }
+    }
+    let base = ServerBase::parse(server_text)?;
     let token = request
         .raw
         .fhir_authorization
         .as_ref()
         .map(|a| &a.access_token);
+    let budget = state.fhir.budget();
     let fetched = state
         .fhir
-        .fetch_all(server, token, queries, &state.metrics)
+        .fetch_all(&base, token, queries, &state.metrics, &budget)
         .await?;
-    for f in fetched {
+    let followed = futures::future::try_join_all(prefetched_next.into_iter().map(|(key, next)| {
+        state
+            .fhir
+            .follow_prefetched(&base, token, key, next, &state.metrics, &budget)
+    }))
+    .await?;
+    let max_pages = state.fhir.limits().max_pages;
+    for f in fetched.into_iter().chain(followed) {
+        if f.truncated {
+            issues.push(truncated_issue(&f.key, max_pages));
+        }
         for page in f.pages {
             documents.push((f.key.clone(), Cow::Owned(page)));
+        }
+    }
+    // Medications referenced but neither prefetched nor included: one follow-up read.
+    let missing = {
+        let refs: Vec<Document<'_>> = documents
+            .iter()
+            .map(|(o, j)| Document { origin: o, json: j })
+            .collect();
+        adapter::unresolved_medication_ids(&refs)
+    };
+    let (ids, odd): (Vec<String>, Vec<String>) = missing.into_iter().partition(|i| is_fhir_id(i));
+    if !odd.is_empty() {
+        issues.push(format!(
+            "{} medication references are not FHIR ids and were not read",
+            odd.len()
+        ));
+    }
+    let medication_queries: Vec<Query> = ids
+        .chunks(MEDICATION_IDS_PER_SEARCH)
+        .map(|chunk| Query {
+            key: "medications".to_string(),
+            relative_url: format!("Medication?_id={}", chunk.join(",")),
+        })
+        .collect();
+    if !medication_queries.is_empty() {
+        let medications = state
+            .fhir
+            .fetch_all(&base, token, medication_queries, &state.metrics, &budget)
+            .await?;
+        for f in medications {
+            if f.truncated {
+                issues.push(truncated_issue(&f.key, max_pages));
+            }
+            for page in f.pages {
+                documents.push((f.key.clone(), Cow::Owned(page)));
+            }
         }
     }
     Ok(Gathered {
         documents,
         unfetched: Vec::new(),
+        issues,
+        budget: Some(budget),
     })
+}
+
+#[derive(Deserialize)]
+struct EntryCount {
+    #[serde(default)]
+    entry: Vec<serde::de::IgnoredAny>,
+}
+
+/// How many draft orders `context.draftOrders` holds (a Bundle's entries).
+fn draft_order_count(json: &str) -> usize {
+    serde_json::from_str::<EntryCount>(json).map_or(0, |b| b.entry.len())
+}
+
+/// Everything the CPU-heavy part needs, owned, so it can run on the blocking pool.
+struct Work {
+    hook: Hook,
+    patient_id: String,
+    documents: Vec<(String, String)>,
+    draft_orders: Option<String>,
+    selections: Vec<String>,
+    issues: Vec<String>,
+    now: Timestamp,
+    max_cards: usize,
+}
+
+/// The adapter, the engine and the cards: the CPU-heavy part of a call.
+fn grade(work: Work, state: &AppState) -> CdsResponse {
+    let documents: Vec<Document<'_>> = work
+        .documents
+        .iter()
+        .map(|(origin, json)| Document {
+            origin: origin.as_str(),
+            json: json.as_str(),
+        })
+        .collect();
+    let draft = work.draft_orders.as_deref().map(|json| Document {
+        origin: "draftOrders",
+        json,
+    });
+    let mapped = adapter::map_documents_for_patient(
+        Some(&work.patient_id),
+        &documents,
+        draft,
+        &work.selections,
+        work.now,
+        &state.terminology,
+        state.policy.window_hours,
+    );
+    if !mapped.has_infusion() {
+        return CdsResponse::default();
+    }
+    let assessment = domain::assess(&mapped.facts, &mapped.orders, work.now, &state.policy);
+    let issues: Vec<String> = work
+        .issues
+        .into_iter()
+        .chain(
+            mapped
+                .issues
+                .iter()
+                .map(|i| format!("{}: {}", i.location, i.message)),
+        )
+        .collect();
+    let draft_orders: Option<serde_json::Value> = work
+        .draft_orders
+        .as_deref()
+        .and_then(|j| serde_json::from_str(j).ok());
+    let input = CardInput {
+        hook: work.hook,
+        patient_id: &work.patient_id,
+        assessment: &assessment,
+        orders: &mapped.orders,
+        data_issues: &issues,
+        draft_orders: draft_orders.as_ref(),
+    };
+    CdsResponse {
+        cards: cap_cards(cards(&input), work.max_cards),
+    }
+}
+
+/// At most `max` cards: beyond it the first `max - 1` and one warning card saying how
+/// many were not shown (`server.max_cards`), so nothing is dropped silently.
+fn cap_cards(mut all: Vec<Card>, max: usize) -> Vec<Card> {
+    if all.len() <= max {
+        return all;
+    }
+    let hidden = all.len() - (max - 1);
+    all.truncate(max - 1);
+    let source = all[0].source.clone();
+    all.push(Card {
+        uuid: uuid::Uuid::new_v4().to_string(),
+        summary: format!("{hidden} more CAR-T toxicity cards were not shown"),
+        detail: format!(
+            "This answer is limited to {max} cards (server.max_cards). {hidden} further cards, with their checks, were left out: review the remaining orders and data directly."
+        ),
+        indicator: Indicator::Warning,
+        source,
+        suggestions: Vec::new(),
+        selection_behavior: None,
+        override_reasons: Vec::new(),
+        extension: serde_json::json!({ "org.crs-cds": { "cardsNotShown": hidden } }),
+    });
+    all
 }
 
 /// Answers one CDS Hooks call.
@@ -140,7 +343,13 @@ pub async fn call_service(
     let span = tracing::Span::current();
     span.record("service", service.id.as_str());
     root.record("service", service.id.as_str());
-    let body = read_body(&req, payload, state.max_body_bytes).await?;
+    let body = read_body(
+        &req,
+        payload,
+        state.max_body_bytes,
+        state.limits.body_read_timeout,
+    )
+    .await?;
     let request = CdsRequest::parse(&body)?;
     if let Some(h) = request.hook.as_deref().and_then(Hook::from_name) {
         span.record("hook", h.name());
@@ -152,59 +361,45 @@ pub async fn call_service(
     }
     let request = request.validate(service.hook())?;
     let now = evaluation_time(&req, &state)?;
+    if let Some(d) = request.draft_orders() {
+        let n = draft_order_count(d);
+        let limit = state.limits.max_draft_orders;
+        if n > limit {
+            return Err(ApiError::TooManyDraftOrders { count: n, limit });
+        }
+    }
 
     let gathered = gather(&request, service, &state).await?;
-    let documents: Vec<Document<'_>> = gathered
-        .documents
+    let issues: Vec<String> = gathered
+        .unfetched
         .iter()
-        .map(|(origin, json)| Document {
-            origin: origin.as_str(),
-            json: json.as_ref(),
-        })
+        .map(|key| format!("prefetch {key}: not provided and no fhirServer to fetch it from"))
+        .chain(gathered.issues)
         .collect();
-    let draft = request.draft_orders().map(|json| Document {
-        origin: "draftOrders",
-        json,
-    });
-    let mapped = adapter::map_documents_for_patient(
-        Some(&request.patient_id),
-        &documents,
-        draft,
-        request.selections(),
+    let work = Work {
+        hook: request.hook,
+        patient_id: request.patient_id.clone(),
+        documents: gathered
+            .documents
+            .into_iter()
+            .map(|(o, j)| (o, j.into_owned()))
+            .collect(),
+        draft_orders: request.draft_orders().map(str::to_string),
+        selections: request.selections().to_vec(),
+        issues,
         now,
-        &state.terminology,
-        state.policy.window_hours,
-    );
-
-    let response = if !mapped.has_infusion() {
-        CdsResponse::default()
-    } else {
-        let assessment = domain::assess(&mapped.facts, &mapped.orders, now, &state.policy);
-        let issues: Vec<String> = gathered
-            .unfetched
-            .iter()
-            .map(|key| format!("prefetch {key}: not provided and no fhirServer to fetch it from"))
-            .chain(
-                mapped
-                    .issues
-                    .iter()
-                    .map(|i| format!("{}: {}", i.location, i.message)),
-            )
-            .collect();
-        let draft_orders: Option<serde_json::Value> = request
-            .draft_orders()
-            .and_then(|j| serde_json::from_str(j).ok());
-        let input = CardInput {
-            hook: request.hook,
-            patient_id: &request.patient_id,
-            assessment: &assessment,
-            orders: &mapped.orders,
-            data_issues: &issues,
-            draft_orders: draft_orders.as_ref(),
-        };
-        CdsResponse {
-            cards: cards(&input),
-        }
+        max_cards: state.limits.max_cards,
+    };
+    drop(body);
+    let admitted = state.cpu.admit()?;
+    let graded = admitted.run(state.clone().into_inner(), move |s| grade(work, &s));
+    let response = match &gathered.budget {
+        // The FHIR deadline covers processing what was fetched, not only fetching it.
+        Some(budget) => match tokio::time::timeout_at(budget.deadline_at(), graded).await {
+            Ok(r) => r?,
+            Err(_) => return Err(budget.expired(&state.metrics).into()),
+        },
+        None => graded.await?,
     };
     for c in &response.cards {
         state.metrics.card(c.indicator.name());
