@@ -154,7 +154,7 @@ fn fever_gate(
     if let Some(t) = max_temp {
         report.evidence(
             format!(
-                "temperature {:.1} Cel, the highest in {:.0} h{}",
+                "temperature {:.1} °C, the highest in {:.0} h{}",
                 t.value.value(),
                 policy.window_hours,
                 if t.value.value() >= policy.fever_celsius {
@@ -362,7 +362,7 @@ fn hypotension(
             let low = s.value.value() < threshold;
             report.evidence(
                 format!(
-                    "systolic pressure {:.0} mm[Hg], the lowest in {:.0} h ({} {:.0})",
+                    "systolic pressure {:.0} mmHg, the lowest in {:.0} h ({} {:.0})",
                     s.value.value(),
                     policy.window_hours,
                     if low {
