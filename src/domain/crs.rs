@@ -602,6 +602,13 @@ fn hypoxia(
     }
 }
 
+/// Formats a dose or weight with at most one decimal, without a trailing ".0"
+/// (RULES.md §7 S7: "show doses and weights with at most one decimal").
+pub(crate) fn one_decimal(v: f64) -> String {
+    let s = format!("{v:.1}");
+    s.strip_suffix(".0").map(str::to_string).unwrap_or(s)
+}
+
 /// Formats a number without a trailing ".0".
 pub(crate) fn trim(v: f64) -> String {
     if v.fract() == 0.0 {
