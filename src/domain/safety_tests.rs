@@ -758,3 +758,21 @@ fn a_child_of_4_years_11_months_uses_70_plus_2_times_4() {
         assert_eq!(at_now(&p).crs.grade, Some(grade), "SBP {value}");
     }
 }
+
+#[test]
+fn a_stale_weight_sent_in_pounds_is_shown_with_one_decimal() {
+    let mut p = adult();
+    p.weights = vec![Fact::new(
+        Kg::new(154.32 * 0.453_592_37).expect("valid"),
+        ago(24.0 * 20.0),
+        "Observation/w",
+    )];
+    let c = check(&toci_order(560.0), &p);
+    assert!(
+        c.notes
+            .iter()
+            .any(|n| n.starts_with("weight 70 kg is 20 days old")),
+        "{:?}",
+        c.notes
+    );
+}
