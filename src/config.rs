@@ -197,6 +197,14 @@ struct RawGrading {
     gm_csf_window_days: Option<i64>,
     weight_fresh_days: Option<i64>,
     allow_time_override: Option<bool>,
+    // RULES.md §6 open points and §7 S11 (issue 8).
+    afebrile_treated_grade: Option<u8>,
+    vasopressin_alone_grade: Option<u8>,
+    angiotensin_ii_is_vasopressor: Option<bool>,
+    inotropes_are_vasopressors: Option<bool>,
+    capd_below_age: Option<f64>,
+    capd_subthreshold_grade: Option<u8>,
+    pressor_current_hours: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -360,6 +368,49 @@ impl RawSettings {
             }
             policy.weight_fresh_days = v;
         }
+        // §6-U1, U2, U5 grades are ASTCT grades 0-4.
+        for (key, value, slot) in [
+            (
+                "grading.afebrile_treated_grade",
+                g.afebrile_treated_grade,
+                &mut policy.afebrile_treated_grade,
+            ),
+            (
+                "grading.vasopressin_alone_grade",
+                g.vasopressin_alone_grade,
+                &mut policy.vasopressin_alone_grade,
+            ),
+            (
+                "grading.capd_subthreshold_grade",
+                g.capd_subthreshold_grade,
+                &mut policy.capd_subthreshold_grade,
+            ),
+        ] {
+            if let Some(v) = value {
+                if v > 4 {
+                    return Err(invalid(key, "must be a grade 0-4"));
+                }
+                *slot = v;
+            }
+        }
+        if let Some(v) = g.angiotensin_ii_is_vasopressor {
+            policy.angiotensin_ii_is_vasopressor = v;
+        }
+        if let Some(v) = g.inotropes_are_vasopressors {
+            policy.inotropes_are_vasopressors = v;
+        }
+        if let Some(v) = g.capd_below_age {
+            if !(v.is_finite() && (0.0..=18.0).contains(&v)) {
+                return Err(invalid("grading.capd_below_age", "must be in 0-18 years"));
+            }
+            policy.capd_below_age = v;
+        }
+        if let Some(v) = g.pressor_current_hours {
+            if !(v.is_finite() && (0.0..=24.0).contains(&v)) {
+                return Err(invalid("grading.pressor_current_hours", "must be in 0-24"));
+            }
+            policy.pressor_current_hours = v;
+        }
 
         // Auth (issue 5): with no trusted issuer (or `required = false`) the service
         // runs unauthenticated, which is allowed on loopback only.
@@ -510,6 +561,66 @@ mod tests {
             Settings::from_sources(None, env(&[("CRS_CDS_FEEDBACK_DATABASE_URL", "mysql://x")]))
                 .is_err()
         );
+    }
+
+    fn grading(toml: &str) -> Result<Policy, String> {
+        let file = format!("[grading]\n{toml}\n");
+        Settings::from_sources(Some((Path::new("x.toml"), &file)), env(&[]))
+            .map(|s| s.grading.policy)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn afebrile_treated_grade_u1_is_settable_as_a_grade_0_to_4() {
+        assert_eq!(
+            grading("afebrile_treated_grade = 1").map(|p| p.afebrile_treated_grade),
+            Ok(1)
+        );
+        assert!(grading("afebrile_treated_grade = 5").is_err());
+    }
+
+    #[test]
+    fn vasopressin_alone_grade_u2_is_settable_as_a_grade_0_to_4() {
+        assert_eq!(
+            grading("vasopressin_alone_grade = 4").map(|p| p.vasopressin_alone_grade),
+            Ok(4)
+        );
+        assert!(grading("vasopressin_alone_grade = 9").is_err());
+    }
+
+    #[test]
+    fn angiotensin_ii_and_inotropes_u3_are_settable() {
+        let p = grading("angiotensin_ii_is_vasopressor = false\ninotropes_are_vasopressors = true")
+            .expect("valid");
+        assert!(!p.angiotensin_ii_is_vasopressor);
+        assert!(p.inotropes_are_vasopressors);
+    }
+
+    #[test]
+    fn capd_age_and_subthreshold_grade_u5_are_settable_and_validated() {
+        let p = grading("capd_below_age = 10.0\ncapd_subthreshold_grade = 2").expect("valid");
+        assert_eq!((p.capd_below_age, p.capd_subthreshold_grade), (10.0, 2));
+        assert!(grading("capd_below_age = 40.0").is_err());
+        assert!(grading("capd_subthreshold_grade = 7").is_err());
+    }
+
+    #[test]
+    fn pressor_current_hours_s11_defaults_to_2_and_is_validated() {
+        assert_eq!(grading("").map(|p| p.pressor_current_hours), Ok(2.0));
+        assert_eq!(
+            grading("pressor_current_hours = 1.5").map(|p| p.pressor_current_hours),
+            Ok(1.5)
+        );
+        assert!(grading("pressor_current_hours = -1.0").is_err());
+        assert!(grading("pressor_current_hours = 48.0").is_err());
+    }
+
+    #[test]
+    fn the_example_config_carries_the_policy_defaults() {
+        let text = include_str!("../deploy/config/base.toml");
+        let s = Settings::from_sources(Some((Path::new("base.toml"), text)), env(&[]))
+            .expect("base.toml is valid");
+        assert_eq!(s.grading.policy, Policy::default());
     }
 
     #[test]

@@ -143,11 +143,73 @@ proptest! {
     fn the_tocilizumab_maximum_never_exceeds_800_mg_from_30_kg(weight in 30.0f64..400.0) {
         let max = tocilizumab_max_dose_mg(weight);
         prop_assert!(max <= 800.0);
-        prop_assert!(max <= 8.0 * weight + 1e-9);
+        // Rounded half up to 0.1 mg (RULES.md §7 S7): at most 0.05 mg above 8 mg/kg.
+        prop_assert!(max <= 8.0 * weight + 0.05 + 1e-9);
     }
 
     #[test]
-    fn the_tocilizumab_maximum_under_30_kg_is_12_mg_per_kg(weight in 0.5f64..29.999) {
-        prop_assert!((tocilizumab_max_dose_mg(weight) - 12.0 * weight).abs() < 1e-9);
+    fn the_tocilizumab_maximum_under_30_kg_is_12_mg_per_kg_rounded_to_a_tenth(weight in 0.5f64..29.999) {
+        let max = tocilizumab_max_dose_mg(weight);
+        prop_assert!((max - 12.0 * weight).abs() <= 0.05 + 1e-9);
+        prop_assert!(((max * 10.0).round() - max * 10.0).abs() < 1e-6, "{max} is not a multiple of 0.1 mg");
+    }
+
+    #[test]
+    fn an_order_of_exactly_the_rounded_maximum_always_passes(weight in 1.0f64..200.0) {
+        let max = tocilizumab_max_dose_mg(weight);
+        let mut p = PatientFacts {
+            age_years: Some(30.0),
+            weights: vec![Fact::new(Kg::new(weight).expect("weight"), at(), "Observation/w")],
+            ..PatientFacts::default()
+        };
+        p.infusion = Some(Infusion { at: NOW.minus_hours(72.0), product: None, source: Source("Procedure/c".into()) });
+        let order = DoseOrder {
+            drug: Drug::Tocilizumab,
+            amount: DoseAmount::Mg(max),
+            per_day: None,
+            route: Some("IV".into()),
+            source: Source("MedicationRequest/o".into()),
+        };
+        prop_assert_eq!(check_dose(&order, &p, NOW, &Policy::default()).issues, vec![]);
+    }
+
+    /// RULES.md §7 S1, S2: no recommendation contradicts the flags.
+    #[test]
+    fn no_recommendation_contradicts_the_tocilizumab_and_steroid_flags(
+        crs in proptest::option::of(0u8..=4), icans in proptest::option::of(0u8..=4),
+        product in 0usize..3, hlh in any::<bool>(), antifungal in any::<bool>(), gm in any::<bool>(),
+    ) {
+        let product = [None, Some(CarTProduct::AxicabtageneCiloleucel), Some(CarTProduct::Tisagenlecleucel)][product];
+        // The flags as assess derives them from the grades (RULES.md A.3), plus the others.
+        let mut flags = Vec::new();
+        if crs.is_some_and(|g| g >= 2) { flags.push(Flag::TocilizumabIndicated); }
+        if crs.is_some_and(|g| g >= 3) || icans.is_some_and(|g| g >= 2) { flags.push(Flag::SteroidsIndicated); }
+        if hlh { flags.push(Flag::HlhSuspected); }
+        if icans.is_some_and(|g| g >= 2) && crs.is_none_or(|g| g < 2) { flags.push(Flag::TocilizumabWithIcans); }
+        if gm { flags.push(Flag::GmCsfAvoid); }
+        if antifungal || flags.contains(&Flag::SteroidsIndicated) { flags.push(Flag::AntifungalProphylaxis); }
+        let recs = recommendations(crs, icans, product, &flags);
+        let lower = |r: &Recommendation| r.text.to_lowercase();
+        let toci_lines: Vec<String> = recs.iter().filter(|r| r.scope == Scope::Grade).map(lower)
+            .filter(|t| t.contains("tocilizumab") && !t.starts_with("tocilizumab not recommended")).collect();
+        if flags.contains(&Flag::TocilizumabWithIcans) {
+            prop_assert!(toci_lines.is_empty(), "tocilizumab advised with ICANS >= 2 and CRS <= 1: {:?}", toci_lines);
+            prop_assert!(recs.iter().any(|r| r.text == TOCILIZUMAB_NOT_RECOMMENDED));
+        }
+        if !flags.contains(&Flag::TocilizumabIndicated) {
+            for t in &toci_lines {
+                prop_assert!(t.contains("consider"), "tocilizumab as an instruction below CRS 2: {}", t);
+            }
+        } else {
+            prop_assert!(!recs.iter().any(|r| r.text == TOCILIZUMAB_NOT_RECOMMENDED));
+        }
+        if !flags.contains(&Flag::SteroidsIndicated) {
+            for r in recs.iter().filter(|r| r.scope == Scope::Grade) {
+                let t = lower(r);
+                if t.contains("dexamethasone") || t.contains("methylprednisolone") {
+                    prop_assert!(t.contains("consider") || t.contains(" may "), "steroids as an instruction without steroids-indicated: {}", t);
+                }
+            }
+        }
     }
 }

@@ -4,7 +4,8 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::domain::{
-    Consciousness, DoseAmount, Drug, NeuroScore, OxygenDevice, Timestamp, VentilationMode,
+    ClinicalFinding, Consciousness, DoseAmount, Drug, NeuroScore, OxygenDevice, Timestamp,
+    VentilationMode,
 };
 
 const LOINC: &str = "http://loinc.org";
@@ -923,7 +924,8 @@ fn at(mut o: Value, time: &str) -> Value {
 fn observations_older_than_their_window_are_skipped_before_typed_parsing() {
     let all = [
         infusion(),
-        // Inside the 24-h window, and 25 h old (outside it).
+        // Inside the 24-h window, 25 h old (outside it, but after the infusion: kept as
+        // a documented fever, RULES.md §7 S3), and before the infusion (skipped).
         at(
             obs("t-new", LOINC, "8310-5", qty(json!(38.4), "Cel")),
             "2026-11-23T08:00:00Z",
@@ -931,6 +933,10 @@ fn observations_older_than_their_window_are_skipped_before_typed_parsing() {
         at(
             obs("t-old", LOINC, "8310-5", qty(json!(39.9), "Cel")),
             "2026-11-22T11:00:00Z",
+        ),
+        at(
+            obs("t-pre-infusion", LOINC, "8310-5", qty(json!(39.1), "Cel")),
+            "2026-11-17T11:00:00Z",
         ),
         // Labs count for 72 h; weights and creatinine (the baseline) at any age.
         at(
@@ -956,10 +962,10 @@ fn observations_older_than_their_window_are_skipped_before_typed_parsing() {
         json: &json,
     }];
     let m = map_documents_within(&docs, None, &[], now(), &Terminology::embedded(), 24.0);
-    assert_eq!(temps(&m), vec![38.4]);
+    assert_eq!(temps(&m), vec![38.4, 39.9]);
     assert_eq!(
         m.outside_window, 2,
-        "the old temperature and the old ferritin"
+        "the pre-infusion temperature and the old ferritin"
     );
     assert_eq!(m.facts.weights.len(), 1);
     assert_eq!(
@@ -967,7 +973,7 @@ fn observations_older_than_their_window_are_skipped_before_typed_parsing() {
         2,
         "recent ferritin and the creatinine baseline"
     );
-    // With the longest window a site may configure, the 25-h-old temperature is read.
+    // Whatever the window, a temperature from before the infusion is not read.
     let m = map_documents(&docs, None, &[], now(), &Terminology::embedded());
     assert_eq!(m.facts.temperatures.len(), 2);
 }
@@ -987,4 +993,151 @@ fn an_ice_score_sent_as_a_whole_quantity_is_read_and_a_fraction_is_not() {
     assert_eq!(totals, vec![6]);
     let m = run(&[obs("ice", IEC, "ice-score", qty(json!(6.5), "{score}"))]);
     assert!(m.facts.neuro_scores.is_empty());
+}
+
+// ------------------------------------------------------------------ RULES.md §7 inputs
+
+#[test]
+fn unable_unarousable_as_the_ice_or_capd_value_is_its_own_score() {
+    for (code, capd) in [("ice-score", false), ("capd-score", true)] {
+        let m = run(&[obs("n", IEC, code, concept(IEC, "unable-unarousable"))]);
+        assert_eq!(
+            m.facts.neuro_scores.first().map(|s| s.value),
+            Some(NeuroScore::UnableUnarousable { capd }),
+            "{code}"
+        );
+    }
+}
+
+#[test]
+fn a_data_absent_reason_alone_is_still_not_assessed_never_unarousable() {
+    let m = run(&[obs(
+        "n",
+        IEC,
+        "capd-score",
+        json!({"dataAbsentReason": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/data-absent-reason", "code": "not-performed"}]}}),
+    )]);
+    assert_eq!(
+        m.facts.neuro_scores.first().map(|s| s.value),
+        Some(NeuroScore::NotAssessable)
+    );
+}
+
+#[test]
+fn a_recorded_crs_grade_observation_is_read_as_a_documented_grade() {
+    let m = run(&[
+        obs("g", IEC, "crs-grade", json!({"valueInteger": 2})),
+        obs("bad", IEC, "crs-grade", json!({"valueInteger": 7})),
+    ]);
+    assert_eq!(
+        m.facts
+            .recorded_crs_grades
+            .iter()
+            .map(|g| g.value)
+            .collect::<Vec<_>>(),
+        vec![2]
+    );
+    assert!(m.issues.iter().any(|i| i.message.contains("outside 0-4")));
+}
+
+#[test]
+fn hlh_findings_are_read_from_value_boolean_and_snomed_yes_no() {
+    let m = run(&[
+        obs("h", IEC, "hemophagocytosis", json!({"valueBoolean": true})),
+        obs(
+            "p",
+            IEC,
+            "pulmonary-edema-grade-3",
+            json!({"valueBoolean": false}),
+        ),
+        obs("o", IEC, "oliguria-grade-3", concept(SCT, "373066001")),
+        obs("o2", IEC, "oliguria-grade-3", concept(SCT, "373067005")),
+        obs(
+            "x",
+            IEC,
+            "hemophagocytosis",
+            json!({"valueString": "maybe"}),
+        ),
+    ]);
+    let present: Vec<_> = m.facts.findings.iter().map(|f| f.value).collect();
+    let absent: Vec<_> = m.facts.findings_absent.iter().map(|f| f.value).collect();
+    assert_eq!(
+        present,
+        vec![
+            ClinicalFinding::Hemophagocytosis,
+            ClinicalFinding::OliguriaGrade3
+        ]
+    );
+    assert_eq!(
+        absent,
+        vec![
+            ClinicalFinding::PulmonaryEdemaGrade3,
+            ClinicalFinding::OliguriaGrade3
+        ]
+    );
+    assert!(
+        m.issues
+            .iter()
+            .any(|i| i.message.contains("without a boolean or yes/no answer"))
+    );
+}
+
+#[test]
+fn sedative_infusions_are_read_by_rxnorm_and_by_text() {
+    let m = run(&[
+        ma(
+            "pro",
+            "in-progress",
+            med_cc(RXNORM, "8782", None),
+            running(),
+        ),
+        ma(
+            "dex",
+            "in-progress",
+            med_text("Precedex 4 mcg/mL infusion"),
+            running(),
+        ),
+    ]);
+    let sedatives: Vec<_> = m
+        .facts
+        .sedatives
+        .iter()
+        .map(|e| (e.drug, e.end.is_none()))
+        .collect();
+    assert_eq!(
+        sedatives,
+        vec![(Drug::Propofol, true), (Drug::Dexmedetomidine, true)]
+    );
+    assert!(m.facts.vasoactive.is_empty());
+}
+
+#[test]
+fn an_nsaid_given_is_an_antipyretic() {
+    let m = run(&[ma(
+        "ibu",
+        "completed",
+        med_cc(RXNORM, "5640", Some("ibuprofen 400 mg")),
+        json!({"effectiveDateTime": "2026-11-23T06:00:00Z"}),
+    )]);
+    let given: Vec<_> = m.facts.medications_given.iter().map(|g| g.drug).collect();
+    assert_eq!(given, vec![Drug::Ibuprofen]);
+    assert!(Drug::Ibuprofen.waives_fever());
+}
+
+#[test]
+fn a_prn_vasopressor_order_is_not_a_running_infusion() {
+    let order = |id: &str, prn: bool| {
+        json!({"resourceType": "MedicationRequest", "id": id, "status": "active", "intent": "order",
+            "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": "7512"}]},
+            "subject": {"reference": "Patient/p"}, "authoredOn": "2026-11-23T06:00:00Z",
+            "dosageInstruction": [{"asNeededBoolean": prn}]})
+    };
+    let m = run(&[order("prn", true), order("scheduled", false)]);
+    let sources: Vec<_> = m
+        .facts
+        .vasoactive
+        .iter()
+        .map(|e| e.source.0.clone())
+        .collect();
+    assert_eq!(sources, vec!["MedicationRequest/scheduled".to_string()]);
 }

@@ -154,7 +154,7 @@ fn fever_gate(
     if let Some(t) = max_temp {
         report.evidence(
             format!(
-                "temperature {:.1} Cel, the highest in {:.0} h{}",
+                "temperature {:.1} °C, the highest in {:.0} h{}",
                 t.value.value(),
                 policy.window_hours,
                 if t.value.value() >= policy.fever_celsius {
@@ -362,7 +362,7 @@ fn hypotension(
             let low = s.value.value() < threshold;
             report.evidence(
                 format!(
-                    "systolic pressure {:.0} mm[Hg], the lowest in {:.0} h ({} {:.0})",
+                    "systolic pressure {:.0} mmHg, the lowest in {:.0} h ({} {:.0})",
                     s.value.value(),
                     policy.window_hours,
                     if low {
@@ -600,6 +600,13 @@ fn hypoxia(
         support: Some(support),
         indeterminate: false,
     }
+}
+
+/// Formats a dose or weight with at most one decimal, without a trailing ".0"
+/// (RULES.md §7 S7: "show doses and weights with at most one decimal").
+pub(crate) fn one_decimal(v: f64) -> String {
+    let s = format!("{v:.1}");
+    s.strip_suffix(".0").map(str::to_string).unwrap_or(s)
 }
 
 /// Formats a number without a trailing ".0".

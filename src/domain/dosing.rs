@@ -165,7 +165,7 @@ pub fn dosing_weight<'a>(
     if days > policy.weight_fresh_days {
         notes.push(format!(
             "weight {} kg is {days} days old (older than {} days): confirm before dosing",
-            super::crs::trim(w.value.value()),
+            super::crs::one_decimal(w.value.value()),
             policy.weight_fresh_days
         ));
     }
@@ -424,8 +424,8 @@ fn soft(
         check.issues.push(DoseIssue::ExceedsMax);
         check.notes.push(format!(
             "daily total {} mg is above the usual {} mg/day",
-            super::crs::trim(d),
-            super::crs::trim(max)
+            super::crs::one_decimal(d),
+            super::crs::one_decimal(max)
         ));
     }
     if order.drug == Drug::Methylprednisolone
@@ -505,7 +505,7 @@ pub fn steroid_suggestion(
                 verify_pediatric: true,
                 text: format!(
                     "methylprednisolone {} mg IV daily (30 mg/kg/day, max 1000 mg; verify pediatric dose)",
-                    super::crs::trim(dose)
+                    super::crs::one_decimal(dose)
                 ),
             }
         } else {
@@ -552,7 +552,7 @@ pub fn steroid_suggestion(
                 verify_pediatric: true,
                 text: format!(
                     "dexamethasone {} mg IV q6h (0.5 mg/kg, max 10 mg; verify pediatric dose)",
-                    super::crs::trim(dose)
+                    super::crs::one_decimal(dose)
                 ),
             }
         }

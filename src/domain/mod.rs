@@ -20,6 +20,8 @@ mod report;
 mod time;
 
 #[cfg(test)]
+mod safety_tests;
+#[cfg(test)]
 pub(crate) mod testkit;
 
 pub use assess::{Assessment, LAB_WINDOW_HOURS, assess};

@@ -8,7 +8,7 @@ use super::time::Timestamp;
 /// One finding a grade or flag rests on, with the resource and instant it came from.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Evidence {
-    /// The finding in words, with its value ("temperature 38.4 Cel, the highest in 24 h").
+    /// The finding in words, with its value ("temperature 38.4 °C, the highest in 24 h").
     pub finding: String,
     /// The resource it was read from.
     pub source: Source,
