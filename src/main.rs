@@ -12,9 +12,10 @@ use crs_cds::telemetry;
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve { config, bind } => {
+        Command::Serve { config, bind, demo } => {
             match cli::settings(config.as_deref(), bind.as_deref()) {
-                Ok(settings) => {
+                Ok(mut settings) => {
+                    settings.demo = demo;
                     let sub = telemetry::subscriber(
                         settings.log.format,
                         telemetry::DEFAULT_FILTER,
@@ -37,9 +38,13 @@ async fn main() -> ExitCode {
             quiet_telemetry();
             cli::grade(&file, json, at.as_deref(), config.as_deref())
         }
-        Command::Replay { dir, server } => {
+        Command::Replay {
+            dir,
+            server,
+            bearer,
+        } => {
             quiet_telemetry();
-            cli::replay(&dir, &server).await
+            cli::replay(&dir, &server, bearer.as_deref()).await
         }
         Command::Discovery => cli::discovery(),
         Command::Healthcheck { url } => cli::healthcheck(&url).await,
@@ -48,7 +53,7 @@ async fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            cli::exit_code_for(&e)
         }
     }
 }

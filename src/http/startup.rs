@@ -117,6 +117,7 @@ impl Application {
             .unwrap_or_else(|| format!("http://{}", settings.server.bind));
         let gate = web::Data::new(AuthGate::new(verifier, audience_base));
         let bench = settings.server.bench_endpoints;
+        let demo = settings.demo;
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             let cors = Cors::default()
@@ -180,6 +181,9 @@ impl Application {
                         "/bench/naive-fhirbolt",
                         web::post().to(routes::health::naive_fhirbolt),
                     );
+            }
+            if demo {
+                app = app.service(crate::demo::scope());
             }
             app.default_service(web::to(routes::health::not_found))
         })
