@@ -11,6 +11,7 @@ mod fixture_cards;
 mod fixtures;
 mod helpers;
 mod hostile;
+mod integrator;
 mod logging;
 mod manifests;
 mod properties;

@@ -128,6 +128,7 @@ impl Application {
             let mut app = App::new()
                 .app_data(app_state.clone())
                 .app_data(gate.clone())
+                .app_data(web::Data::new(routes::landing::LandingMode { demo }))
                 .wrap_fn(|req, srv| {
                     let metrics = req
                         .app_data::<web::Data<AppState>>()
@@ -135,12 +136,25 @@ impl Application {
                     // A fixed label from the path by string matching: actix's
                     // `match_pattern` would resolve the route (regexes) a second time.
                     let route = routes::route_label(req.path());
+                    let method = req.method().clone();
                     let start = Instant::now();
                     srv.call(req).map(move |res| {
-                        if let (Some(m), Ok(r)) = (&metrics, &res) {
-                            m.request(route, r.status().as_u16(), start.elapsed());
+                        if let Ok(r) = &res {
+                            let (status, elapsed) = (r.status().as_u16(), start.elapsed());
+                            if let Some(m) = &metrics {
+                                m.request(route, status, elapsed);
+                            }
+                            // The access log: one line per request, fixed route labels only
+                            // (never the path, query or body: they can hold patient data).
+                            tracing::info!(
+                                method = %method,
+                                route,
+                                status,
+                                latency_ms = elapsed.as_secs_f64() * 1000.0,
+                                "request"
+                            );
                         }
-                        res
+                        res.map(super::error::fill_empty_error_body)
                     })
                 })
                 .wrap(cors)
@@ -171,6 +185,8 @@ impl Application {
                             web::post().to(routes::feedback::post_feedback),
                         )
                 })
+                .route("/", web::get().to(routes::landing::landing))
+                .route("/openapi.json", web::get().to(routes::landing::openapi))
                 .route("/healthz", web::get().to(routes::health::healthz))
                 .route("/readyz", web::get().to(routes::health::readyz))
                 .route("/metrics", web::get().to(routes::health::metrics));
