@@ -733,6 +733,62 @@ mod tests {
     }
 
     #[test]
+    fn base_toml_sets_every_key_to_its_default() {
+        let text = include_str!("../deploy/config/base.toml");
+        let s = Settings::from_sources(Some((Path::new("base.toml"), text)), env(&[]))
+            .expect("base.toml is valid");
+        assert_eq!(format!("{s:?}"), format!("{:?}", Settings::defaults()));
+        let table: toml::Table = toml::from_str(text).expect("TOML");
+        for (section, keys) in [
+            ("server", &["bind", "max_body_bytes", "bench_endpoints"][..]),
+            ("fhir", &["deadline_ms", "max_pages"][..]),
+            ("feedback", &["database_url"][..]),
+            (
+                "grading",
+                &[
+                    "window_hours",
+                    "fever_celsius",
+                    "adult_sbp_threshold",
+                    "tocilizumab_rounding_tolerance_mg",
+                    "warn_tocilizumab_with_icans",
+                    "gm_csf_window_days",
+                    "weight_fresh_days",
+                    "allow_time_override",
+                ][..],
+            ),
+            (
+                "auth",
+                &[
+                    "required",
+                    "leeway_secs",
+                    "jwks_refresh_min_interval_secs",
+                    "replay_cache_capacity",
+                ][..],
+            ),
+            ("log", &["format"][..]),
+        ] {
+            for key in keys {
+                assert!(table[section].get(*key).is_some(), "{section}.{key}");
+            }
+        }
+        // Keys without a default are present, commented out.
+        for key in ["public_base_url", "concept_map", "[[auth.issuers]]", "jku_allow"] {
+            assert!(text.contains(&format!("# {key}")), "{key}");
+        }
+    }
+
+    #[test]
+    fn the_demo_config_is_loopback_without_auth() {
+        let text = include_str!("../deploy/config/demo.toml");
+        let s = Settings::from_sources(Some((Path::new("demo.toml"), text)), env(&[]))
+            .expect("demo.toml is valid");
+        assert!(s.server.bind.ip().is_loopback());
+        assert!(!s.auth_enabled());
+        assert!(!s.grading.allow_time_override);
+        assert!(!s.demo, "demo mode comes from --demo only");
+    }
+
+    #[test]
     fn the_production_config_is_valid_and_turns_auth_on() {
         let text = include_str!("../deploy/config/production.toml");
         let s = Settings::from_sources(Some((Path::new("production.toml"), text)), env(&[]))
