@@ -535,7 +535,9 @@ impl Settings {
             .into_iter()
             .filter(|(k, _)| k.starts_with("CRS_CDS_"))
             .collect();
-        vars.sort();
+        // By name only, and stable: of two values for one name the later wins (`--bind`
+        // is appended after the environment's CRS_CDS_BIND).
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
         for (k, v) in vars {
             let known = if apply(&k) {
                 raw.apply_env(&k, &v)?
@@ -772,8 +774,31 @@ mod tests {
             }
         }
         // Keys without a default are present, commented out.
-        for key in ["public_base_url", "concept_map", "[[auth.issuers]]", "jku_allow"] {
+        for key in [
+            "public_base_url",
+            "concept_map",
+            "[[auth.issuers]]",
+            "jku_allow",
+        ] {
             assert!(text.contains(&format!("# {key}")), "{key}");
+        }
+    }
+
+    #[test]
+    fn of_two_values_for_one_variable_the_later_wins_whatever_their_order() {
+        for (first, last) in [
+            ("0.0.0.0:9000", "127.0.0.1:8080"),
+            ("127.0.0.2:9000", "127.0.0.1:8080"),
+            ("127.0.0.1:8080", "127.0.0.2:9000"),
+        ] {
+            let s = Settings::from_sources(
+                None,
+                env(&[("CRS_CDS_BIND", first), ("CRS_CDS_BIND", last)]),
+            );
+            assert_eq!(
+                s.map(|s| s.server.bind.to_string()).ok().as_deref(),
+                Some(last)
+            );
         }
     }
 
