@@ -11,6 +11,7 @@ use crs_cds::telemetry;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    let serving = matches!(cli.command, Command::Serve { .. });
     let result = match cli.command {
         Command::Serve { config, bind, demo } => {
             match cli::settings(config.as_deref(), bind.as_deref()) {
@@ -52,7 +53,13 @@ async fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            if serving
+                && telemetry::json_requested(std::env::var("CRS_CDS_LOG_FORMAT").ok().as_deref())
+            {
+                eprintln!("{}", telemetry::json_error_line(&format!("{e:#}")));
+            } else {
+                eprintln!("error: {e:#}");
+            }
             cli::exit_code_for(&e)
         }
     }

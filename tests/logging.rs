@@ -201,3 +201,47 @@ async fn serve_in_json_mode_writes_only_json_lines_with_one_access_line_per_requ
         .count();
     assert_eq!(refusals, 2, "each refusal is logged once: {lines:#?}");
 }
+
+#[test]
+fn a_configuration_error_in_json_mode_is_a_json_line() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_crs-cds"))
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .env("CRS_CDS_LOG_FORMAT", "json")
+        .env("CRS_CDS_BIDN", "x")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    let v: serde_json::Value = serde_json::from_str(lines[0]).expect("a JSON line");
+    assert_eq!(v["level"], "ERROR");
+    assert!(
+        v["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("did you mean CRS_CDS_BIND?")),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn a_patient_id_in_a_request_query_never_reaches_the_logs() {
+    let app = crate::helpers::spawn_app_with(|s| s.demo = true).await;
+    let secret = "QUERY-PATIENT-789";
+    let r = app
+        .get(&format!("/demo/fhir/Observation?subject=Patient/{secret}"))
+        .await;
+    assert_eq!(r.status(), 200);
+    let r = app.get(&format!("/cds-services?patient={secret}")).await;
+    assert_eq!(r.status(), 200);
+    app.stop().await;
+    let logs = captured_logs();
+    assert!(
+        logs.contains("\"route\":\"/demo/fhir\""),
+        "the requests were logged"
+    );
+    assert!(
+        !logs.contains(secret),
+        "a query's patient id leaked into the logs"
+    );
+}
