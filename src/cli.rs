@@ -154,6 +154,14 @@ pub fn settings(config: Option<&Path>, bind: Option<&str>) -> anyhow::Result<Set
 pub async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     // The "authentication is off" warning is logged by `Application::build` through
     // tracing, so in JSON mode it is a JSON line like every other (issue 11).
+    if settings.demo && !settings.server.bind.ip().is_loopback() {
+        // Synthetic patients must never be reachable from another machine, even with
+        // authentication on.
+        anyhow::bail!(
+            "refusing to serve demo data on {}: --demo listens on a loopback address only",
+            settings.server.bind
+        );
+    }
     if settings.demo {
         tracing::warn!(
             path = crate::demo::FHIR_PATH,

@@ -299,3 +299,25 @@ async fn replay_stops_at_the_first_case_when_the_server_ignores_the_evaluation_t
     );
     app.stop().await;
 }
+
+#[test]
+fn serve_demo_refuses_a_non_loopback_address_even_with_auth_on() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        "[server]\nbind = \"0.0.0.0:0\"\npublic_base_url = \"https://cds.example.org\"\n\
+         [auth]\nrequired = true\n[[auth.issuers]]\niss = \"https://ehr.example.org\"\n\
+         jwks_file = \"ehr.jwks.json\"\n",
+    )
+    .expect("written");
+    let out = bin()
+        .args(["serve", "--demo", "--config"])
+        .arg(&config)
+        .env_remove("CRS_CDS_BIND")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("loopback address only"), "{err}");
+}
