@@ -517,9 +517,11 @@ async fn send(request: reqwest::RequestBuilder, base: &str) -> Result<(u16, Stri
 }
 
 /// A patient-view request whose CRS grade tells whether the server graded it at `at`:
-/// a CAR-T infusion 48 h and a fever of 38.9 °C 1 h before `at` (with SBP 120, room air,
-/// ICE 10) is CRS 1 at `at`, and not assessable a day or more later (the fever is then
-/// outside the 24 h window).
+/// a CAR-T infusion 48 h and a temperature of 40.5 °C 1 h before `at` (above every
+/// configurable fever threshold, with SBP 130 and room air) is an assessable CRS grade at
+/// `at`, and not assessable a day or more later (the only temperature is then outside the
+/// default 24 h grading window; a server with a longer `grading.window_hours` is detected
+/// only once `at` is further away than its window).
 pub fn time_override_probe(at: chrono::DateTime<chrono::FixedOffset>) -> Value {
     let t = |h: i64| {
         (at - chrono::Duration::hours(h)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
@@ -542,8 +544,8 @@ pub fn time_override_probe(at: chrono::DateTime<chrono::FixedOffset>) -> Value {
         "prefetch": {
             "patient": {"resourceType": "Patient", "id": "replay-probe", "birthDate": "1970-01-01"},
             "vitals": bundle(vec![
-                obs("probe-temp", loinc("8310-5"), ("valueQuantity", q(38.9, "Cel"))),
-                obs("probe-sbp", loinc("8480-6"), ("valueQuantity", q(120.0, "mm[Hg]"))),
+                obs("probe-temp", loinc("8310-5"), ("valueQuantity", q(40.5, "Cel"))),
+                obs("probe-sbp", loinc("8480-6"), ("valueQuantity", q(130.0, "mm[Hg]"))),
                 obs("probe-o2", json!({"coding": [{"system": iec, "code": "oxygen-delivery"}]}),
                     ("valueCodeableConcept", json!({"coding": [{"system": iec, "code": "room-air"}]}))),
             ]),
@@ -594,7 +596,7 @@ async fn honours_time_override(
         )));
     }
     let response: Value = serde_json::from_str(&text).context("the probe's answer is not JSON")?;
-    Ok(pick_extension(&response, false)["crsGrade"] == json!(1))
+    Ok(pick_extension(&response, false)["crsGrade"].is_u64())
 }
 
 /// `replay DIR --server URL [--bearer TOKEN]`: exit 1 on any mismatch, on an unreachable
@@ -768,6 +770,46 @@ mod tests {
         assert!(subset_matches(&json!({"crsGrade": 2}), &actual));
         assert!(!subset_matches(&json!({"crsGrade": 3}), &actual));
         assert!(!subset_matches(&json!({"doseCheck": {}}), &actual));
+    }
+
+    fn probe_crs_grade(at: &str, now: &str) -> Option<u8> {
+        let at = chrono::DateTime::parse_from_rfc3339(at).expect("RFC 3339");
+        let now = Timestamp(
+            chrono::DateTime::parse_from_rfc3339(now)
+                .expect("RFC 3339")
+                .timestamp_millis(),
+        );
+        let probe = time_override_probe(at);
+        let texts: Vec<(String, String)> = probe["prefetch"]
+            .as_object()
+            .expect("prefetch")
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_string()))
+            .collect();
+        let docs: Vec<Document<'_>> = texts
+            .iter()
+            .map(|(o, j)| Document { origin: o, json: j })
+            .collect();
+        let policy = crate::domain::Policy::default();
+        let mapped = adapter::map_documents_within(
+            &docs,
+            None,
+            &[],
+            now,
+            &Terminology::embedded(),
+            policy.window_hours,
+        );
+        assert!(mapped.has_infusion());
+        domain::assess(&mapped.facts, &mapped.orders, now, &policy)
+            .crs
+            .grade
+    }
+
+    #[test]
+    fn the_time_override_probe_is_assessable_at_its_instant_and_not_a_day_later() {
+        let at = "2026-11-23T12:00:00Z";
+        assert!(probe_crs_grade(at, at).is_some());
+        assert_eq!(probe_crs_grade(at, "2026-11-24T13:00:01Z"), None);
     }
 
     #[test]
