@@ -27,10 +27,51 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Input the command cannot use (missing file or directory, bad `--at`, bad URL, JSON
+/// of the wrong shape): `main` exits 2 for it, 1 for every other failure.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unusable(pub String);
+
+fn unusable(message: impl Into<String>) -> anyhow::Error {
+    Unusable(message.into()).into()
+}
+
+/// The exit code for a failed command: 2 for [`Unusable`] input, else 1.
+pub fn exit_code_for(e: &anyhow::Error) -> ExitCode {
+    if e.downcast_ref::<Unusable>().is_some() {
+        ExitCode::from(2)
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+const SERVE_EXAMPLES: &str = "Examples:
+  crs-cds serve --demo                  # demo FHIR data at /demo/fhir, open http://127.0.0.1:8080/
+  crs-cds serve --config deploy/config/base.toml --bind 127.0.0.1:9000
+  CRS_CDS_LOG_FORMAT=json crs-cds serve";
+const GRADE_EXAMPLES: &str = "Examples:
+  crs-cds grade fixtures/requests/crs-2-hypotension-no-pressor.json --at 2026-11-23T12:00:00Z
+  crs-cds grade bundle.json --json --config deploy/config/base.toml
+
+Exit codes: 0 graded, 1 failure, 2 unusable input (missing file, not JSON, not an object, bad --at).";
+const REPLAY_EXAMPLES: &str = "Examples:
+  CRS_CDS_GRADING_ALLOW_TIME_OVERRIDE=true crs-cds serve &
+  crs-cds replay fixtures --server http://127.0.0.1:8080
+  crs-cds replay fixtures --server https://cds.example.org --bearer \"$TOKEN\"
+
+Exit codes: 0 all passed, 1 a mismatch, an unreachable server or a server ignoring the
+evaluation time, 2 unusable input (missing directory, bad URL).";
+const DISCOVERY_EXAMPLES: &str = "Example:
+  crs-cds discovery > discovery.json";
+const HEALTHCHECK_EXAMPLES: &str = "Example:
+  crs-cds healthcheck --url http://127.0.0.1:8080/healthz";
+
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the CDS Hooks service (default 127.0.0.1:8080).
+    #[command(after_help = SERVE_EXAMPLES)]
     Serve {
         /// TOML configuration file; CRS_CDS_* variables override it.
         #[arg(long, env = "CRS_CDS_CONFIG")]
@@ -38,8 +79,13 @@ pub enum Command {
         /// Address to listen on (overrides config and CRS_CDS_BIND).
         #[arg(long)]
         bind: Option<String>,
+        /// Also serve synthetic CAR-T patients at /demo/fhir (read-only FHIR R4), for the
+        /// CDS Hooks Sandbox or curl. Never in production.
+        #[arg(long)]
+        demo: bool,
     },
     /// Grade a FHIR Bundle or a CDS Hooks request file and print the assessment.
+    #[command(after_help = GRADE_EXAMPLES)]
     Grade {
         /// The file.
         file: PathBuf,
@@ -54,17 +100,23 @@ pub enum Command {
         config: Option<PathBuf>,
     },
     /// Post every DIR/requests/*.json to a running server and compare with DIR/expected/.
+    #[command(after_help = REPLAY_EXAMPLES)]
     Replay {
         /// The fixture directory.
         dir: PathBuf,
         /// The server's base URL.
         #[arg(long)]
         server: String,
+        /// A bearer token sent as `Authorization: Bearer TOKEN` (a server with auth on).
+        #[arg(long, value_name = "TOKEN")]
+        bearer: Option<String>,
     },
     /// Print the discovery document.
+    #[command(after_help = DISCOVERY_EXAMPLES)]
     Discovery,
     /// Probe a running service's health endpoint (for container HEALTHCHECKs): exit 0
     /// when it answers 2xx within 3 s, else 1.
+    #[command(after_help = HEALTHCHECK_EXAMPLES)]
     Healthcheck {
         /// The URL to probe.
         #[arg(long, default_value = "http://127.0.0.1:8080/healthz")]
@@ -101,12 +153,20 @@ pub fn settings(config: Option<&Path>, bind: Option<&str>) -> anyhow::Result<Set
 
 /// Runs the service until it stops.
 pub async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
-    if !settings.auth_enabled() {
-        // Loud on purpose (issue 5): config validation allows this on loopback only.
-        eprintln!(
-            "WARNING: crs-cds is running WITHOUT authentication (no [[auth.issuers]] configured); \
-             it accepts calls on {} only. Configure trusted issuers before exposing it.",
+    // The "authentication is off" warning is logged by `Application::build` through
+    // tracing, so in JSON mode it is a JSON line like every other (issue 11).
+    if settings.demo && !settings.server.bind.ip().is_loopback() {
+        // Synthetic patients must never be reachable from another machine, even with
+        // authentication on.
+        anyhow::bail!(
+            "refusing to serve demo data on {}: --demo listens on a loopback address only",
             settings.server.bind
+        );
+    }
+    if settings.demo {
+        tracing::warn!(
+            path = crate::demo::FHIR_PATH,
+            "DEMO MODE: serving synthetic FHIR patients; never in production"
         );
     }
     let app = Application::build(&settings)
@@ -116,6 +176,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
         bind = %settings.server.bind.ip(),
         port = app.port(),
         fhir_deadline_ms = settings.fhir.deadline.as_millis() as u64,
+        demo = settings.demo,
         "crs-cds listening"
     );
     app.run_until_stopped()
@@ -136,8 +197,11 @@ pub fn discovery() -> anyhow::Result<ExitCode> {
 fn parse_at(at: Option<&str>) -> anyhow::Result<Timestamp> {
     match at {
         Some(t) => {
-            let d = chrono::DateTime::parse_from_rfc3339(t)
-                .with_context(|| format!("--at {t:?} is not RFC 3339"))?;
+            let d = chrono::DateTime::parse_from_rfc3339(t).map_err(|e| {
+                unusable(format!(
+                    "--at {t:?} is not an RFC 3339 date-time ({e}); e.g. 2026-11-23T12:00:00Z"
+                ))
+            })?;
             Ok(Timestamp(d.timestamp_millis()))
         }
         None => Ok(Timestamp(chrono::Utc::now().timestamp_millis())),
@@ -293,37 +357,42 @@ pub fn assessment_table(a: &Assessment) -> String {
     s
 }
 
-/// `grade FILE`: exit 2 when the file is not JSON.
+/// `grade FILE`: exit 2 when the input is unusable (missing file, not JSON, not a JSON
+/// object, bad `--at`, unreadable configuration). Reads only the grading and terminology
+/// settings, so serve-only settings (`CRS_CDS_BIND`, `[auth]`) never stop it.
 pub fn grade(
     file: &Path,
     as_json: bool,
     at: Option<&str>,
     config: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
-    let settings = settings(config, None)?;
+    let settings = Settings::load_grading(config, std::env::vars())
+        .map_err(|e| unusable(format!("loading the configuration: {e}")))?;
     let now = parse_at(at)?;
-    let text =
-        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    let value: Value = match serde_json::from_str(&text) {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!(
-                "error: {} is not valid JSON at line {}, column {}: {:?}",
-                file.display(),
-                e.line(),
-                e.column(),
-                e.classify()
-            );
-            return Ok(ExitCode::from(2));
-        }
-    };
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| unusable(format!("reading {}: {e}", file.display())))?;
+    let value: Value = serde_json::from_str(&text).map_err(|e| {
+        unusable(format!(
+            "{} is not valid JSON at line {}, column {}: {:?}",
+            file.display(),
+            e.line(),
+            e.column(),
+            e.classify()
+        ))
+    })?;
+    if !value.is_object() {
+        return Err(unusable(format!(
+            "{} is JSON but not an object: expected a FHIR resource (a Bundle) or a CDS Hooks request",
+            file.display()
+        )));
+    }
     let mut terminology = Terminology::embedded();
     if let Some(path) = &settings.terminology.concept_map {
-        let cm =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let cm = std::fs::read_to_string(path)
+            .map_err(|e| unusable(format!("reading the concept map {}: {e}", path.display())))?;
         terminology = terminology
             .with_concept_map(&cm)
-            .map_err(|e| anyhow::anyhow!("concept map {}: {}", e.location, e.message))?;
+            .map_err(|e| unusable(format!("concept map {}: {}", e.location, e.message)))?;
     }
     // A CDS Hooks request: prefetch values and draft orders; otherwise one document.
     let mut texts: Vec<(String, String)> = Vec::new();
@@ -417,37 +486,218 @@ pub fn pick_extension(response: &Value, want_dose_check: bool) -> Value {
     }
 }
 
-/// `replay DIR --server URL`: exit 1 on any mismatch.
-pub async fn replay(dir: &Path, server: &str) -> anyhow::Result<ExitCode> {
+/// Why a replay stops before its last case.
+#[derive(Debug)]
+enum CaseError {
+    /// The server could not be reached: every later case would fail the same way.
+    Unreachable(String),
+    /// This case failed (unreadable files, a non-JSON answer).
+    Case(anyhow::Error),
+}
+
+impl From<anyhow::Error> for CaseError {
+    fn from(e: anyhow::Error) -> Self {
+        CaseError::Case(e)
+    }
+}
+
+/// The server URL, checked before anything is sent: exit 2 when it is not http(s).
+fn replay_base(server: &str) -> anyhow::Result<String> {
+    let url = reqwest::Url::parse(server)
+        .map_err(|e| unusable(format!("--server {server:?} is not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(unusable(format!(
+            "--server {server:?} must be an http:// or https:// URL with a host"
+        )));
+    }
+    Ok(server.trim_end_matches('/').to_string())
+}
+
+fn post(
+    client: &reqwest::Client,
+    base: &str,
+    service: &str,
+    bearer: Option<&str>,
+    body: String,
+) -> reqwest::RequestBuilder {
+    let mut post = client
+        .post(format!("{base}/cds-services/{service}"))
+        .header("Content-Type", "application/json")
+        .body(body);
+    if let Some(t) = bearer {
+        post = post.bearer_auth(t);
+    }
+    post
+}
+
+async fn send(request: reqwest::RequestBuilder, base: &str) -> Result<(u16, String), CaseError> {
+    let response = request.send().await.map_err(|e| {
+        let why = if e.is_connect() {
+            "connection refused or no route"
+        } else if e.is_timeout() {
+            "timed out"
+        } else {
+            "the request failed"
+        };
+        CaseError::Unreachable(format!(
+            "cannot reach {base} ({why}); is the service running?"
+        ))
+    })?;
+    let status = response.status().as_u16();
+    let text = response
+        .text()
+        .await
+        .map_err(|_| CaseError::Unreachable(format!("{base} closed the connection")))?;
+    Ok((status, text))
+}
+
+/// A patient-view request whose CRS grade tells whether the server graded it at `at`:
+/// a CAR-T infusion 48 h and a temperature of 40.5 °C 1 h before `at` (above every
+/// configurable fever threshold, with SBP 130 and room air) is an assessable CRS grade at
+/// `at`, and not assessable a day or more later (the only temperature is then outside the
+/// default 24 h grading window; a server with a longer `grading.window_hours` is detected
+/// only once `at` is further away than its window).
+pub fn time_override_probe(at: chrono::DateTime<chrono::FixedOffset>) -> Value {
+    let t = |h: i64| {
+        (at - chrono::Duration::hours(h)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
+    let iec = "https://w3id.org/crs-cds/fhir/CodeSystem/iec-toxicity";
+    let obs = |id: &str, code: Value, value: (&str, Value)| {
+        let mut o = json!({"resourceType": "Observation", "id": id, "status": "final",
+            "code": code, "subject": {"reference": "Patient/replay-probe"},
+            "effectiveDateTime": t(1)});
+        o[value.0] = value.1;
+        json!({"resource": o})
+    };
+    let loinc = |c: &str| json!({"coding": [{"system": "http://loinc.org", "code": c}]});
+    let q = |v: f64, u: &str| json!({"value": v, "unit": u, "system": "http://unitsofmeasure.org", "code": u});
+    let bundle = |entries: Vec<Value>| json!({"resourceType": "Bundle", "type": "searchset", "entry": entries});
+    json!({
+        "hook": "patient-view",
+        "hookInstance": "00000000-0000-4000-8000-000000000001",
+        "context": {"userId": "Practitioner/replay", "patientId": "replay-probe"},
+        "prefetch": {
+            "patient": {"resourceType": "Patient", "id": "replay-probe", "birthDate": "1970-01-01"},
+            "vitals": bundle(vec![
+                obs("probe-temp", loinc("8310-5"), ("valueQuantity", q(40.5, "Cel"))),
+                obs("probe-sbp", loinc("8480-6"), ("valueQuantity", q(130.0, "mm[Hg]"))),
+                obs("probe-o2", json!({"coding": [{"system": iec, "code": "oxygen-delivery"}]}),
+                    ("valueCodeableConcept", json!({"coding": [{"system": iec, "code": "room-air"}]}))),
+            ]),
+            "neuro": bundle(vec![obs("probe-ice", json!({"coding": [{"system": iec, "code": "ice-score"}]}),
+                ("valueInteger", json!(10)))]),
+            "labs": bundle(vec![]),
+            "medicationAdministrations": bundle(vec![]),
+            "medicationRequests": bundle(vec![]),
+            "procedures": bundle(vec![json!({"resource": {"resourceType": "Procedure", "id": "probe-car-t",
+                "status": "completed", "subject": {"reference": "Patient/replay-probe"},
+                "code": {"coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": "38228"}]},
+                "performedDateTime": t(48)}})]),
+        }
+    })
+}
+
+/// Whether the server honours the evaluation-time header at `at` (see
+/// [`time_override_probe`]). `Err` when it cannot be asked.
+async fn honours_time_override(
+    client: &reqwest::Client,
+    base: &str,
+    bearer: Option<&str>,
+    at: &str,
+) -> Result<bool, CaseError> {
+    let instant = chrono::DateTime::parse_from_rfc3339(at).map_err(|e| {
+        CaseError::Case(anyhow::anyhow!(
+            "the expectation's at {at:?} is not RFC 3339: {e}"
+        ))
+    })?;
+    let service = service_for_hook("patient-view").context("no patient-view service")?;
+    let request = post(
+        client,
+        base,
+        &service.id,
+        bearer,
+        time_override_probe(instant).to_string(),
+    )
+    .header(crate::http::routes::service::EVALUATION_TIME_HEADER, at);
+    let (status, text) = send(request, base).await?;
+    if status == 401 || status == 403 {
+        return Err(CaseError::Unreachable(format!(
+            "{base} refused the replay with HTTP {status}: pass --bearer TOKEN for a server with auth on"
+        )));
+    }
+    if !(200..300).contains(&status) {
+        return Err(CaseError::Unreachable(format!(
+            "{base} answered HTTP {status} to the evaluation-time probe: {text}"
+        )));
+    }
+    let response: Value = serde_json::from_str(&text).context("the probe's answer is not JSON")?;
+    Ok(pick_extension(&response, false)["crsGrade"].is_u64())
+}
+
+/// `replay DIR --server URL [--bearer TOKEN]`: exit 1 on any mismatch, on an unreachable
+/// server (after one message, at the first case that cannot be sent) and when the server
+/// ignores the evaluation time the fixtures are pinned to (stale fixtures would otherwise
+/// grade as of now and read as clinical mismatches, or pass by accident); exit 2 for a
+/// bad URL or a missing directory.
+pub async fn replay(dir: &Path, server: &str, bearer: Option<&str>) -> anyhow::Result<ExitCode> {
+    let base = replay_base(server)?;
+    for sub in ["requests", "expected"] {
+        if !dir.join(sub).is_dir() {
+            return Err(unusable(format!(
+                "{} is not a fixture directory: {}/{sub} is missing",
+                dir.display(),
+                dir.display()
+            )));
+        }
+    }
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("requests"))
-        .with_context(|| format!("listing {}/requests", dir.display()))?
+        .map_err(|e| unusable(format!("listing {}/requests: {e}", dir.display())))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .collect();
     files.sort();
-    let client = reqwest::Client::new();
+    if files.is_empty() {
+        return Err(unusable(format!(
+            "{}/requests holds no *.json request",
+            dir.display()
+        )));
+    }
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .context("building the HTTP client")?;
     let bar = indicatif::ProgressBar::new(files.len() as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let (mut passed, mut failed) = (0usize, 0usize);
+    let mut probed: Vec<String> = Vec::new();
     for path in &files {
         let case = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
         bar.set_message(case.clone());
-        let outcome = replay_case(&client, server, dir, path, &case).await;
+        let outcome = replay_case(&client, &base, bearer, dir, path, &case, &mut probed).await;
         match outcome {
             Ok(None) => passed += 1,
             Ok(Some(diff)) => {
                 failed += 1;
                 bar.suspend(|| eprintln!("MISMATCH {case}\n{diff}"));
             }
-            Err(e) => {
+            Err(CaseError::Case(e)) => {
                 failed += 1;
                 bar.suspend(|| eprintln!("ERROR {case}: {e:#}"));
+            }
+            Err(CaseError::Unreachable(message)) => {
+                bar.finish_and_clear();
+                eprintln!("error: {message}");
+                println!(
+                    "stopped at {case}: {passed} passed, {failed} failed, {} not run",
+                    files.len() - passed - failed
+                );
+                return Ok(ExitCode::FAILURE);
             }
         }
         bar.inc(1);
@@ -463,11 +713,13 @@ pub async fn replay(dir: &Path, server: &str) -> anyhow::Result<ExitCode> {
 
 async fn replay_case(
     client: &reqwest::Client,
-    server: &str,
+    base: &str,
+    bearer: Option<&str>,
     dir: &Path,
     path: &Path,
     case: &str,
-) -> anyhow::Result<Option<String>> {
+    probed: &mut Vec<String>,
+) -> Result<Option<String>, CaseError> {
     let body =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let request: Value =
@@ -489,21 +741,30 @@ async fn replay_case(
     let has_infusion = expected
         .as_object_mut()
         .and_then(|m| m.remove("hasInfusion"));
-    let mut post = client
-        .post(format!(
-            "{}/cds-services/{}",
-            server.trim_end_matches('/'),
-            service.id
-        ))
-        .header("Content-Type", "application/json")
-        .body(body);
+    let mut post = post(client, base, &service.id, bearer, body);
     if let Some(at) = at.as_ref().and_then(Value::as_str) {
+        // Once per instant: does the server grade at the time the case is pinned to?
+        if !probed.iter().any(|p| p == at) {
+            if !honours_time_override(client, base, bearer, at).await? {
+                return Err(CaseError::Unreachable(format!(
+                    "{base} ignores the {} header: the fixtures are pinned to {at} and would be \
+                     graded as of now. Start the server with grading.allow_time_override = true \
+                     (CRS_CDS_GRADING_ALLOW_TIME_OVERRIDE=true; replays and tests only, never \
+                     production)",
+                    crate::http::routes::service::EVALUATION_TIME_HEADER
+                )));
+            }
+            probed.push(at.to_string());
+        }
         post = post.header(crate::http::routes::service::EVALUATION_TIME_HEADER, at);
     }
-    let response = post.send().await.context("posting the request")?;
-    let status = response.status();
-    let text = response.text().await.context("reading the response")?;
-    if !status.is_success() {
+    let (status, text) = send(post, base).await?;
+    if status == 401 || status == 403 {
+        return Err(CaseError::Unreachable(format!(
+            "{base} refused the replay with HTTP {status}: pass --bearer TOKEN for a server with auth on"
+        )));
+    }
+    if !(200..300).contains(&status) {
         return Ok(Some(format!("HTTP {status}: {text}")));
     }
     let actual_response: Value = serde_json::from_str(&text).context("the response is not JSON")?;
@@ -544,6 +805,46 @@ mod tests {
         assert!(subset_matches(&json!({"crsGrade": 2}), &actual));
         assert!(!subset_matches(&json!({"crsGrade": 3}), &actual));
         assert!(!subset_matches(&json!({"doseCheck": {}}), &actual));
+    }
+
+    fn probe_crs_grade(at: &str, now: &str) -> Option<u8> {
+        let at = chrono::DateTime::parse_from_rfc3339(at).expect("RFC 3339");
+        let now = Timestamp(
+            chrono::DateTime::parse_from_rfc3339(now)
+                .expect("RFC 3339")
+                .timestamp_millis(),
+        );
+        let probe = time_override_probe(at);
+        let texts: Vec<(String, String)> = probe["prefetch"]
+            .as_object()
+            .expect("prefetch")
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_string()))
+            .collect();
+        let docs: Vec<Document<'_>> = texts
+            .iter()
+            .map(|(o, j)| Document { origin: o, json: j })
+            .collect();
+        let policy = crate::domain::Policy::default();
+        let mapped = adapter::map_documents_within(
+            &docs,
+            None,
+            &[],
+            now,
+            &Terminology::embedded(),
+            policy.window_hours,
+        );
+        assert!(mapped.has_infusion());
+        domain::assess(&mapped.facts, &mapped.orders, now, &policy)
+            .crs
+            .grade
+    }
+
+    #[test]
+    fn the_time_override_probe_is_assessable_at_its_instant_and_not_a_day_later() {
+        let at = "2026-11-23T12:00:00Z";
+        assert!(probe_crs_grade(at, at).is_some());
+        assert_eq!(probe_crs_grade(at, "2026-11-24T13:00:01Z"), None);
     }
 
     #[test]

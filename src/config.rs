@@ -70,6 +70,9 @@ pub struct Settings {
     pub log: LogSettings,
     /// `[auth]`: CDS client authentication (CDS Hooks "Trusting CDS Clients").
     pub auth: AuthSettings,
+    /// Demo mode: also serve the synthetic FHIR endpoint `/demo/fhir`. Set only by
+    /// `serve --demo`: no file key or environment variable can turn it on.
+    pub demo: bool,
 }
 
 impl Settings {
@@ -273,9 +276,80 @@ fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
     }
 }
 
+/// Every `CRS_CDS_*` variable the service reads, for the "did you mean" hint of an unknown
+/// one (whether a name is known is decided by [`RawSettings::apply_env`] itself).
+const KNOWN_ENV: &[&str] = &[
+    "CRS_CDS_CONFIG",
+    "CRS_CDS_BIND",
+    "CRS_CDS_PUBLIC_BASE_URL",
+    "CRS_CDS_MAX_BODY_BYTES",
+    "CRS_CDS_BENCH_ENDPOINTS",
+    "CRS_CDS_FHIR_DEADLINE_MS",
+    "CRS_CDS_FHIR_MAX_PAGES",
+    "CRS_CDS_FEEDBACK_DATABASE_URL",
+    "CRS_CDS_CONCEPT_MAP",
+    "CRS_CDS_GRADING_WINDOW_HOURS",
+    "CRS_CDS_GRADING_TOCILIZUMAB_ROUNDING_TOLERANCE_MG",
+    "CRS_CDS_GRADING_ALLOW_TIME_OVERRIDE",
+    "CRS_CDS_AUTH_REQUIRED",
+    "CRS_CDS_LOG_FORMAT",
+];
+
+/// The `CRS_CDS_*` variables `grade` applies: grading and terminology only.
+fn is_grading_env(key: &str) -> bool {
+    key.starts_with("CRS_CDS_GRADING_") || key == "CRS_CDS_CONCEPT_MAP"
+}
+
+/// Levenshtein distance, for the nearest known variable name.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = if ca == *cb {
+                prev
+            } else {
+                1 + prev.min(row[j]).min(row[j + 1])
+            };
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+fn unknown_env(key: &str) -> ConfigError {
+    let nearest = KNOWN_ENV
+        .iter()
+        .min_by_key(|k| edit_distance(key, k))
+        .map(|k| format!("; did you mean {k}?"))
+        .unwrap_or_default();
+    invalid(
+        key,
+        format!("unknown CRS_CDS_ variable{nearest} (see README.md \"Configuration\")"),
+    )
+}
+
+/// Resolves a relative path in the config file against the file's folder.
+fn relative_to(file: &Path, path: PathBuf) -> PathBuf {
+    if path.is_absolute() {
+        return path;
+    }
+    match file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.join(path),
+        _ => path,
+    }
+}
+
 impl RawSettings {
-    fn apply_env(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+    /// Applies one `CRS_CDS_*` variable; `Ok(false)` when the name is not one the service
+    /// reads (refused by the caller, so a typo never starts on a default).
+    fn apply_env(&mut self, key: &str, value: &str) -> Result<bool, ConfigError> {
         match key {
+            // Read by clap (`--config`), and by the test suite: known, nothing to apply.
+            "CRS_CDS_CONFIG" | "CRS_CDS_TEST_POSTGRES_URL" => {}
             "CRS_CDS_BIND" => self.server.bind = Some(value.to_string()),
             "CRS_CDS_PUBLIC_BASE_URL" => self.server.public_base_url = Some(value.to_string()),
             "CRS_CDS_MAX_BODY_BYTES" => self.server.max_body_bytes = Some(parse_env(key, value)?),
@@ -323,9 +397,9 @@ impl RawSettings {
                     }
                 })
             }
-            _ => {}
+            _ => return Ok(false),
         }
-        Ok(())
+        Ok(true)
     }
 
     fn validate(self) -> Result<Settings, ConfigError> {
@@ -499,6 +573,7 @@ impl RawSettings {
             ));
         }
         Ok(Settings {
+            demo: false,
             auth,
             server: ServerSettings {
                 bind,
@@ -579,16 +654,51 @@ fn validate_limits(server: &RawServer) -> Result<LimitSettings, ConfigError> {
 
 impl Settings {
     /// Defaults, then the TOML text `file` (if any), then the `CRS_CDS_*` variables in `env`.
+    /// An unknown `CRS_CDS_*` variable is refused, naming the nearest known one. Relative
+    /// paths in the file (`terminology.concept_map`, `auth.issuers[].jwks_file`) are
+    /// resolved against the file's folder.
     pub fn from_sources(
         file: Option<(&Path, &str)>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Settings, ConfigError> {
+        Settings::raw_from_sources(file, env, |_| true)?.validate()
+    }
+
+    /// As [`Settings::from_sources`] for `grade`: only the `[grading]` and `[terminology]`
+    /// settings of the file and environment are applied (the file is still checked for
+    /// unknown keys, and unknown variables are still refused); everything else keeps its
+    /// default, so a serve-only setting such as `CRS_CDS_BIND=0.0.0.0:8080` never stops it.
+    pub fn grading_from_sources(
+        file: Option<(&Path, &str)>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, ConfigError> {
+        let raw = Settings::raw_from_sources(file, env, is_grading_env)?;
+        RawSettings {
+            grading: raw.grading,
+            terminology: raw.terminology,
+            ..RawSettings::default()
+        }
+        .validate()
+    }
+
+    fn raw_from_sources(
+        file: Option<(&Path, &str)>,
+        env: impl IntoIterator<Item = (String, String)>,
+        apply: fn(&str) -> bool,
+    ) -> Result<RawSettings, ConfigError> {
         let mut raw = match file {
             Some((path, text)) => {
-                toml::from_str::<RawSettings>(text).map_err(|e| ConfigError::Parse {
-                    path: path.to_path_buf(),
-                    message: e.to_string(),
-                })?
+                let mut raw =
+                    toml::from_str::<RawSettings>(text).map_err(|e| ConfigError::Parse {
+                        path: path.to_path_buf(),
+                        message: e.to_string(),
+                    })?;
+                raw.terminology.concept_map =
+                    raw.terminology.concept_map.map(|p| relative_to(path, p));
+                for issuer in &mut raw.auth.issuers {
+                    issuer.jwks_file = issuer.jwks_file.take().map(|p| relative_to(path, p));
+                }
+                raw
             }
             None => RawSettings::default(),
         };
@@ -596,11 +706,21 @@ impl Settings {
             .into_iter()
             .filter(|(k, _)| k.starts_with("CRS_CDS_"))
             .collect();
-        vars.sort();
+        // By name only, and stable: of two values for one name the later wins (`--bind`
+        // is appended after the environment's CRS_CDS_BIND).
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
         for (k, v) in vars {
-            raw.apply_env(&k, &v)?;
+            let known = if apply(&k) {
+                raw.apply_env(&k, &v)?
+            } else {
+                // Not applied: only whether the name is known matters, not its value.
+                !matches!(RawSettings::default().apply_env(&k, &v), Ok(false))
+            };
+            if !known {
+                return Err(unknown_env(&k));
+            }
         }
-        raw.validate()
+        Ok(raw)
     }
 
     /// Reads the file at `path` (if any) and applies `env` on top.
@@ -617,6 +737,23 @@ impl Settings {
                 Settings::from_sources(Some((p, &text)), env)
             }
             None => Settings::from_sources(None, env),
+        }
+    }
+
+    /// As [`Settings::load`] for `grade` (see [`Settings::grading_from_sources`]).
+    pub fn load_grading(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, ConfigError> {
+        match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_path_buf(),
+                    source,
+                })?;
+                Settings::grading_from_sources(Some((p, &text)), env)
+            }
+            None => Settings::grading_from_sources(None, env),
         }
     }
 
@@ -751,10 +888,167 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_crs_cds_variable_is_refused_with_the_nearest_known_name() {
+        let e = Settings::from_sources(None, env(&[("CRS_CDS_BIDN", "0.0.0.0:1")]))
+            .expect_err("a typo is refused")
+            .to_string();
+        assert!(e.contains("CRS_CDS_BIDN"), "{e}");
+        assert!(e.contains("did you mean CRS_CDS_BIND?"), "{e}");
+        // Other prefixes are not ours.
+        assert!(Settings::from_sources(None, env(&[("CRS_CDSX", "1"), ("PATH", "/")])).is_ok());
+    }
+
+    #[test]
+    fn every_known_variable_name_is_read() {
+        for k in KNOWN_ENV {
+            let mut raw = RawSettings::default();
+            let value = match *k {
+                "CRS_CDS_BIND" => "127.0.0.1:1",
+                "CRS_CDS_LOG_FORMAT" => "json",
+                "CRS_CDS_PUBLIC_BASE_URL"
+                | "CRS_CDS_FEEDBACK_DATABASE_URL"
+                | "CRS_CDS_CONFIG"
+                | "CRS_CDS_CONCEPT_MAP" => "x",
+                k if k.ends_with("_REQUIRED")
+                    || k.ends_with("_ENDPOINTS")
+                    || k.ends_with("_OVERRIDE") =>
+                {
+                    "true"
+                }
+                _ => "1",
+            };
+            assert_eq!(raw.apply_env(k, value).ok(), Some(true), "{k}");
+        }
+    }
+
+    #[test]
+    fn grading_settings_ignore_serve_only_variables_but_apply_grading_ones() {
+        let vars = env(&[
+            ("CRS_CDS_BIND", "0.0.0.0:8080"),
+            ("CRS_CDS_GRADING_WINDOW_HOURS", "12"),
+        ]);
+        assert!(Settings::from_sources(None, vars.clone()).is_err());
+        let s = Settings::grading_from_sources(None, vars).expect("grade ignores the bind");
+        assert_eq!(s.grading.policy.window_hours, 12.0);
+        let text = include_str!("../deploy/config/production.toml");
+        Settings::grading_from_sources(Some((Path::new("production.toml"), text)), env(&[]))
+            .expect("grade runs with the production file");
+        assert!(
+            Settings::grading_from_sources(None, env(&[("CRS_CDS_GRADING_WINDOW_HOURZ", "1")]))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn a_relative_concept_map_is_read_from_the_config_files_folder() {
+        let file = "[terminology]\nconcept_map = \"maps/site.json\"\n";
+        let s = Settings::from_sources(
+            Some((Path::new("/etc/crs-cds/crs-cds.toml"), file)),
+            env(&[]),
+        )
+        .expect("valid");
+        assert_eq!(
+            s.terminology.concept_map.as_deref(),
+            Some(Path::new("/etc/crs-cds/maps/site.json"))
+        );
+        let s = Settings::from_sources(
+            Some((
+                Path::new("/etc/crs-cds/crs-cds.toml"),
+                "[terminology]\nconcept_map = \"/abs.json\"\n",
+            )),
+            env(&[]),
+        )
+        .expect("valid");
+        assert_eq!(
+            s.terminology.concept_map.as_deref(),
+            Some(Path::new("/abs.json"))
+        );
+    }
+
+    #[test]
     fn the_example_config_is_valid() {
         let text = include_str!("../deploy/config/base.toml");
         Settings::from_sources(Some((Path::new("base.toml"), text)), env(&[]))
             .expect("base.toml is valid");
+    }
+
+    #[test]
+    fn base_toml_sets_every_key_to_its_default() {
+        let text = include_str!("../deploy/config/base.toml");
+        let s = Settings::from_sources(Some((Path::new("base.toml"), text)), env(&[]))
+            .expect("base.toml is valid");
+        assert_eq!(format!("{s:?}"), format!("{:?}", Settings::defaults()));
+        let table: toml::Table = toml::from_str(text).expect("TOML");
+        for (section, keys) in [
+            ("server", &["bind", "max_body_bytes", "bench_endpoints"][..]),
+            ("fhir", &["deadline_ms", "max_pages"][..]),
+            ("feedback", &["database_url"][..]),
+            (
+                "grading",
+                &[
+                    "window_hours",
+                    "fever_celsius",
+                    "adult_sbp_threshold",
+                    "tocilizumab_rounding_tolerance_mg",
+                    "warn_tocilizumab_with_icans",
+                    "gm_csf_window_days",
+                    "weight_fresh_days",
+                    "allow_time_override",
+                ][..],
+            ),
+            (
+                "auth",
+                &[
+                    "required",
+                    "leeway_secs",
+                    "jwks_refresh_min_interval_secs",
+                    "replay_cache_capacity",
+                ][..],
+            ),
+            ("log", &["format"][..]),
+        ] {
+            for key in keys {
+                assert!(table[section].get(*key).is_some(), "{section}.{key}");
+            }
+        }
+        // Keys without a default are present, commented out.
+        for key in [
+            "public_base_url",
+            "concept_map",
+            "[[auth.issuers]]",
+            "jku_allow",
+        ] {
+            assert!(text.contains(&format!("# {key}")), "{key}");
+        }
+    }
+
+    #[test]
+    fn of_two_values_for_one_variable_the_later_wins_whatever_their_order() {
+        for (first, last) in [
+            ("0.0.0.0:9000", "127.0.0.1:8080"),
+            ("127.0.0.2:9000", "127.0.0.1:8080"),
+            ("127.0.0.1:8080", "127.0.0.2:9000"),
+        ] {
+            let s = Settings::from_sources(
+                None,
+                env(&[("CRS_CDS_BIND", first), ("CRS_CDS_BIND", last)]),
+            );
+            assert_eq!(
+                s.map(|s| s.server.bind.to_string()).ok().as_deref(),
+                Some(last)
+            );
+        }
+    }
+
+    #[test]
+    fn the_demo_config_is_loopback_without_auth() {
+        let text = include_str!("../deploy/config/demo.toml");
+        let s = Settings::from_sources(Some((Path::new("demo.toml"), text)), env(&[]))
+            .expect("demo.toml is valid");
+        assert!(s.server.bind.ip().is_loopback());
+        assert!(!s.auth_enabled());
+        assert!(!s.grading.allow_time_override);
+        assert!(!s.demo, "demo mode comes from --demo only");
     }
 
     #[test]

@@ -9,11 +9,13 @@
 //! - [`http`]: the actix-web service (routes, FHIR client, feedback store, metrics).
 //! - [`auth`]: CDS client JWT verification (CDS Hooks "Trusting CDS Clients").
 //! - [`cli`], [`config`], [`telemetry`]: the binary's glue.
+//! - [`demo`]: synthetic FHIR data for `serve --demo` (never mounted otherwise).
 
 pub mod adapter;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod domain;
 pub mod http;
 pub mod protocol;

@@ -11,10 +11,12 @@ use crs_cds::telemetry;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    let serving = matches!(cli.command, Command::Serve { .. });
     let result = match cli.command {
-        Command::Serve { config, bind } => {
+        Command::Serve { config, bind, demo } => {
             match cli::settings(config.as_deref(), bind.as_deref()) {
-                Ok(settings) => {
+                Ok(mut settings) => {
+                    settings.demo = demo;
                     let sub = telemetry::subscriber(
                         settings.log.format,
                         telemetry::DEFAULT_FILTER,
@@ -37,9 +39,13 @@ async fn main() -> ExitCode {
             quiet_telemetry();
             cli::grade(&file, json, at.as_deref(), config.as_deref())
         }
-        Command::Replay { dir, server } => {
+        Command::Replay {
+            dir,
+            server,
+            bearer,
+        } => {
             quiet_telemetry();
-            cli::replay(&dir, &server).await
+            cli::replay(&dir, &server, bearer.as_deref()).await
         }
         Command::Discovery => cli::discovery(),
         Command::Healthcheck { url } => cli::healthcheck(&url).await,
@@ -47,8 +53,14 @@ async fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            if serving
+                && telemetry::json_requested(std::env::var("CRS_CDS_LOG_FORMAT").ok().as_deref())
+            {
+                eprintln!("{}", telemetry::json_error_line(&format!("{e:#}")));
+            } else {
+                eprintln!("error: {e:#}");
+            }
+            cli::exit_code_for(&e)
         }
     }
 }

@@ -42,6 +42,25 @@ where
     }
 }
 
+/// A start-up failure as one JSON line shaped like the subscriber's (`timestamp`, `level`,
+/// `fields.message`, `target`), for errors that happen before the subscriber exists (an
+/// invalid configuration) when `CRS_CDS_LOG_FORMAT=json` asks for JSON-only output.
+pub fn json_error_line(message: &str) -> String {
+    serde_json::json!({
+        "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        "level": "ERROR",
+        "fields": { "message": message },
+        "target": "crs_cds",
+    })
+    .to_string()
+}
+
+/// Whether the environment asks for JSON logs (`CRS_CDS_LOG_FORMAT=json`), read before
+/// the configuration is loaded.
+pub fn json_requested(env_value: Option<&str>) -> bool {
+    env_value.is_some_and(|v| v.trim().eq_ignore_ascii_case("json"))
+}
+
 /// Installs `subscriber` as the global default; fails when one is already set.
 pub fn init(
     subscriber: Box<dyn Subscriber + Send + Sync>,

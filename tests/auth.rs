@@ -809,7 +809,15 @@ async fn the_service_refuses_calls_without_a_token_with_401_and_no_detail() {
         .expect("sent");
     assert_eq!(r.status(), 401);
     assert_eq!(r.headers()["www-authenticate"], "Bearer");
-    assert_eq!(r.text().await.expect("body"), "");
+    // Issue 11: an OperationOutcome like every error, with the same generic text for every
+    // refusal (never the reason, never the token).
+    let body: Value = r.json().await.expect("a JSON body");
+    assert_eq!(body["resourceType"], "OperationOutcome");
+    assert_eq!(body["error"], "unauthorized");
+    assert!(
+        !body.to_string().contains("missing"),
+        "no reason is given: {body}"
+    );
     let r = app
         .client
         .post(format!("{}/cds-services/crs-icans-grading", app.address))

@@ -191,7 +191,7 @@ async fn every_fixture_request_gets_cards_matching_its_expected_extension() {
 async fn replay_of_the_fixtures_against_the_service_passes() {
     let app = spawn_app_with(|s| s.grading.allow_time_override = true).await;
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
-    let code = crs_cds::cli::replay(&root, &app.address)
+    let code = crs_cds::cli::replay(&root, &app.address, None)
         .await
         .expect("replay runs");
     assert_eq!(code, std::process::ExitCode::SUCCESS);

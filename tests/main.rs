@@ -2,6 +2,7 @@
 
 mod auth;
 mod cli;
+mod demo;
 mod discovery;
 mod examples;
 mod feedback;
@@ -11,6 +12,7 @@ mod fixtures;
 mod hardening;
 mod helpers;
 mod hostile;
+mod integrator;
 mod logging;
 mod manifests;
 mod properties;

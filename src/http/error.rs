@@ -3,9 +3,11 @@
 //! `Display` never contains request data (it is what gets logged); [`ApiError::detail`]
 //! is what the client sees and may echo its own input back.
 
+use actix_web::body::{BodySize, BoxBody, EitherBody, MessageBody};
+use actix_web::dev::ServiceResponse;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::fhir_client::FhirError;
 use crate::protocol::request::RequestError;
@@ -141,17 +143,12 @@ impl ResponseError for ApiError {
         } else {
             tracing::warn!(status = status.as_u16(), error = %self, "request refused");
         }
-        let body = match self {
+        let detail = match self {
             // CDS Hooks 2.0.1: 412 when the service can't get the FHIR data it needs.
-            ApiError::PreconditionFailed(e) => json!({
-                "resourceType": "OperationOutcome",
-                "issue": [{
-                    "severity": "error",
-                    "code": e.issue_code(),
-                    "diagnostics": format!("the data needed for grading could not be obtained: {e}"),
-                }],
-            }),
-            _ => json!({ "error": self.code(), "detail": self.detail() }),
+            ApiError::PreconditionFailed(e) => {
+                format!("the data needed for grading could not be obtained: {e}")
+            }
+            _ => self.detail(),
         };
         let content_type = if matches!(self, ApiError::PreconditionFailed(_)) {
             "application/fhir+json"
@@ -166,6 +163,84 @@ impl ResponseError for ApiError {
         // An error may leave the request body unread (413, 404, 408, ...): close the
         // connection rather than read an endless upload to find the next request.
         response.force_close();
-        response.body(body.to_string())
+        response.body(error_body(status, self.issue_code(), self.code(), &detail).to_string())
     }
+}
+
+impl ApiError {
+    /// The FHIR `IssueType` of the OperationOutcome.
+    pub fn issue_code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) | ApiError::BadEvaluationTime => "invalid",
+            ApiError::UnknownService(_) | ApiError::NotFound => "not-found",
+            ApiError::PayloadTooLarge { .. } => "too-costly",
+            ApiError::PreconditionFailed(e) => e.issue_code(),
+            ApiError::Unavailable(_) | ApiError::Busy => "transient",
+            ApiError::BodyRead => "structure",
+            ApiError::BodyTimeout => "timeout",
+            ApiError::TooManyDraftOrders { .. } => "too-costly",
+            ApiError::Internal(_) => "exception",
+        }
+    }
+}
+
+/// The code system of the service's own error codes (the `error` field).
+pub const ERROR_CODE_SYSTEM: &str = "https://w3id.org/crs-cds/fhir/CodeSystem/error";
+
+/// The one body of every 4xx/5xx answer: a FHIR OperationOutcome (the CDS Hooks 3.0
+/// direction) that also carries the 2.0.1-era `error` (a short code) and `detail` fields,
+/// so existing clients keep working. `detail` must hold no request data beyond what the
+/// client itself sent.
+pub fn error_body(status: StatusCode, issue_code: &str, code: &str, detail: &str) -> Value {
+    json!({
+        "resourceType": "OperationOutcome",
+        "issue": [{
+            "severity": if status.is_server_error() { "fatal" } else { "error" },
+            "code": issue_code,
+            "details": {
+                "coding": [{ "system": ERROR_CODE_SYSTEM, "code": code }],
+                "text": detail,
+            },
+            "diagnostics": detail,
+        }],
+        "error": code,
+        "detail": detail,
+    })
+}
+
+/// Gives an error answer that has no body (the JWT middleware's 401, actix's own 404/405
+/// answers) the body of [`error_body`], keeping its status and headers.
+pub fn fill_empty_error_body<B: MessageBody>(
+    res: ServiceResponse<B>,
+) -> ServiceResponse<EitherBody<B>> {
+    let status = res.status();
+    let empty = matches!(
+        res.response().body().size(),
+        BodySize::None | BodySize::Sized(0)
+    );
+    if !(status.is_client_error() || status.is_server_error()) || !empty {
+        return res.map_into_left_body();
+    }
+    let (code, issue, detail) = match status {
+        StatusCode::UNAUTHORIZED => (
+            "unauthorized",
+            "login",
+            "a valid CDS client JWT is required (CDS Hooks 2.0.1 \"Trusting CDS Clients\")",
+        ),
+        StatusCode::FORBIDDEN => ("forbidden", "forbidden", "not allowed"),
+        StatusCode::NOT_FOUND => ("not-found", "not-found", "no such route"),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            ("method-not-allowed", "not-supported", "method not allowed")
+        }
+        s if s.is_server_error() => ("internal-error", "exception", "the service failed"),
+        _ => ("bad-request", "invalid", "the request was refused"),
+    };
+    let body = error_body(status, issue, code, detail).to_string();
+    res.map_body(|head, _| {
+        head.headers_mut().insert(
+            actix_web::http::header::CONTENT_TYPE,
+            actix_web::http::header::HeaderValue::from_static("application/json"),
+        );
+        EitherBody::right(BoxBody::new(body))
+    })
 }

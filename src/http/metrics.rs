@@ -1,11 +1,26 @@
 //! Prometheus metrics: requests by route and status, latency, cards by indicator,
-//! FHIR fetches by outcome. One registry per application (tests run several apps).
+//! FHIR fetches by outcome, build info and (on Linux) the standard `process_*` metrics.
+//! One registry per application (tests run several apps). Every family is present from
+//! start: the known label values are created at zero, so dashboards and alerts see
+//! `crs_cds_fhir_fetches_total{outcome="timeout"} 0` rather than nothing.
 
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
+
+/// The outcomes `crs_cds_fhir_fetches_total` counts (see `fhir_client`).
+pub const FHIR_FETCH_OUTCOMES: &[&str] =
+    &["ok", "http-error", "transport-error", "unusable", "timeout"];
+/// The card indicators.
+pub const CARD_INDICATORS: &[&str] = &["info", "warning", "critical"];
+/// The CDS Hooks routes whose request counters start at zero.
+const ROUTES: &[&str] = &[
+    "/cds-services",
+    "/cds-services/{id}",
+    "/cds-services/{id}/feedback",
+];
 
 /// The service's metrics.
 #[derive(Clone)]
@@ -53,6 +68,26 @@ impl Metrics {
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(cards.clone()))?;
         registry.register(Box::new(fhir_fetches.clone()))?;
+        let build = IntGaugeVec::new(
+            Opts::new("crs_cds_build_info", "Build information (value 1)"),
+            &["version"],
+        )?;
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        registry.register(Box::new(build))?;
+        #[cfg(target_os = "linux")]
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
+        for outcome in FHIR_FETCH_OUTCOMES {
+            fhir_fetches.with_label_values(&[*outcome]);
+        }
+        for indicator in CARD_INDICATORS {
+            cards.with_label_values(&[*indicator]);
+        }
+        for route in ROUTES {
+            requests.with_label_values(&[*route, "200"]);
+            latency.with_label_values(&[*route]);
+        }
         Ok(Metrics {
             registry,
             requests,

@@ -151,6 +151,7 @@ impl Application {
             .unwrap_or_else(|| format!("http://{}", settings.server.bind));
         let gate = web::Data::new(AuthGate::new(verifier, audience_base));
         let bench = settings.server.bench_endpoints;
+        let demo = settings.demo;
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             let cors = Cors::default()
@@ -171,6 +172,7 @@ impl Application {
                         })
                     })
                 })
+                .app_data(web::Data::new(routes::landing::LandingMode { demo }))
                 .wrap_fn(|req, srv| {
                     let metrics = req
                         .app_data::<web::Data<AppState>>()
@@ -178,12 +180,25 @@ impl Application {
                     // A fixed label from the path by string matching: actix's
                     // `match_pattern` would resolve the route (regexes) a second time.
                     let route = routes::route_label(req.path());
+                    let method = req.method().clone();
                     let start = Instant::now();
                     srv.call(req).map(move |res| {
-                        if let (Some(m), Ok(r)) = (&metrics, &res) {
-                            m.request(route, r.status().as_u16(), start.elapsed());
+                        if let Ok(r) = &res {
+                            let (status, elapsed) = (r.status().as_u16(), start.elapsed());
+                            if let Some(m) = &metrics {
+                                m.request(route, status, elapsed);
+                            }
+                            // The access log: one line per request, fixed route labels only
+                            // (never the path, query or body: they can hold patient data).
+                            tracing::info!(
+                                method = %method,
+                                route,
+                                status,
+                                latency_ms = elapsed.as_secs_f64() * 1000.0,
+                                "request"
+                            );
                         }
-                        res
+                        res.map(super::error::fill_empty_error_body)
                     })
                 })
                 .wrap(cors)
@@ -214,6 +229,8 @@ impl Application {
                             web::post().to(routes::feedback::post_feedback),
                         )
                 })
+                .route("/", web::get().to(routes::landing::landing))
+                .route("/openapi.json", web::get().to(routes::landing::openapi))
                 .route("/healthz", web::get().to(routes::health::healthz))
                 .route("/readyz", web::get().to(routes::health::readyz))
                 .route("/metrics", web::get().to(routes::health::metrics));
@@ -224,6 +241,9 @@ impl Application {
                         "/bench/naive-fhirbolt",
                         web::post().to(routes::health::naive_fhirbolt),
                     );
+            }
+            if demo {
+                app = app.service(crate::demo::scope());
             }
             app.default_service(web::to(routes::health::not_found))
         })

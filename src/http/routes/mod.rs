@@ -2,6 +2,7 @@
 
 pub mod feedback;
 pub mod health;
+pub mod landing;
 pub mod service;
 
 use actix_web::HttpRequest;
@@ -60,6 +61,8 @@ pub fn service_id(req: &HttpRequest) -> String {
 /// A fixed metrics label for a request path (no allocation, no route resolution).
 pub fn route_label(path: &str) -> &'static str {
     match path {
+        "/" => "/",
+        "/openapi.json" => "/openapi.json",
         "/cds-services" => "/cds-services",
         "/healthz" => "/healthz",
         "/readyz" => "/readyz",
@@ -71,6 +74,7 @@ pub fn route_label(path: &str) -> &'static str {
                 "/cds-services/{id}/feedback"
             }
             Some(rest) if !rest.is_empty() && !rest.contains('/') => "/cds-services/{id}",
+            _ if p.starts_with("/demo/fhir/") => "/demo/fhir",
             _ => "unmatched",
         },
     }
