@@ -17,4 +17,5 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod protocol;
+pub mod render;
 pub mod telemetry;

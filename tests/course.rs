@@ -273,3 +273,426 @@ fn the_synthetic_stay_gives_crs_from_day_1_and_icans_from_day_5() {
         )
     );
 }
+
+mod fixtures {
+    //! The fixture courses (fixtures/courses): hand-derived episodes through the engine,
+    //! the CLI and the grading card.
+
+    use crs_cds::adapter::{self, Document, Terminology};
+    use crs_cds::domain::{self, Course, CourseParams, Policy, Timestamp};
+    use crs_cds::protocol::cards::{CardInput, cards};
+    use crs_cds::protocol::discovery::Hook;
+    use serde_json::{Value, json};
+    use std::path::PathBuf;
+
+    fn dir() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/courses")
+    }
+
+    fn cases() -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir().join("requests"))
+            .expect("fixtures/courses/requests")
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()
+                    .and_then(|n| n.strip_suffix(".json"))
+                    .map(String::from)
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn load(case: &str) -> (Value, Value) {
+        let read = |p: PathBuf| -> Value {
+            serde_json::from_str(&std::fs::read_to_string(&p).expect("readable")).expect("JSON")
+        };
+        (
+            read(dir().join("requests").join(format!("{case}.json"))),
+            read(dir().join("expected").join(format!("{case}.json"))),
+        )
+    }
+
+    fn instant(s: &str) -> Timestamp {
+        Timestamp(
+            chrono::DateTime::parse_from_rfc3339(s)
+                .expect("RFC 3339")
+                .timestamp_millis(),
+        )
+    }
+
+    fn mapped(request: &Value, until: Timestamp) -> adapter::Mapped {
+        let texts: Vec<(String, String)> = request["prefetch"]
+            .as_object()
+            .expect("prefetch")
+            .iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| (k.clone(), v.to_string()))
+            .collect();
+        let docs: Vec<Document<'_>> = texts
+            .iter()
+            .map(|(o, j)| Document { origin: o, json: j })
+            .collect();
+        adapter::map_documents_within(&docs, None, &[], until, &Terminology::embedded(), 87_600.0)
+    }
+
+    fn course_of(case: &str) -> (Course, adapter::Mapped, Value) {
+        let (request, expected) = load(case);
+        let until = instant(expected["until"].as_str().expect("until"));
+        let m = mapped(&request, until);
+        assert!(m.issues.is_empty(), "{case}: {:?}", m.issues);
+        let infused = m.facts.infusion.as_ref().expect("infusion").at;
+        let c = domain::course(
+            &m.facts,
+            infused,
+            until,
+            &Policy::default(),
+            &CourseParams::default(),
+        );
+        (c, m, expected)
+    }
+
+    /// The episode fields the expectations name, from the course JSON shape.
+    fn episodes(v: &Value) -> Vec<Value> {
+        v.as_array()
+            .expect("episodes")
+            .iter()
+            .map(|e| {
+                json!({
+                    "syndrome": e["syndrome"],
+                    "onset": e["onset"],
+                    "worstGrade": e["worstGrade"],
+                    "worstAt": e["worstAt"],
+                    "resolution": e["resolution"],
+                })
+            })
+            .collect()
+    }
+
+    fn treatment_matches(case: &str, expected: &Value, actual: &Value, icans_na: f64) {
+        for (k, v) in expected.as_object().expect("treatment") {
+            if k == "icansNotAssessableHours" {
+                assert_eq!(Some(icans_na), v.as_f64(), "{case}: {k}");
+            } else {
+                assert_eq!(&actual[k], v, "{case}: treatment {k}");
+            }
+        }
+    }
+
+    #[test]
+    fn there_are_five_fixture_courses() {
+        assert_eq!(
+            cases(),
+            [
+                "axi-cel-typical",
+                "child-capd",
+                "masked-fever-after-tocilizumab",
+                "resolved-and-recurring-crs",
+                "sedated-not-assessable"
+            ]
+        );
+    }
+
+    #[test]
+    fn fixture_courses_give_the_hand_derived_episodes_through_the_engine() {
+        for case in cases() {
+            let (c, _, expected) = course_of(&case);
+            let ext = crs_cds::protocol::course::course_extension(&c);
+            assert_eq!(
+                episodes(&ext["episodes"]),
+                episodes(&expected["episodes"]),
+                "{case}: {}",
+                expected["why"]
+            );
+            treatment_matches(
+                &case,
+                &expected["treatment"],
+                &ext["treatment"],
+                c.icans.not_assessable_hours(),
+            );
+            let line = crs_cds::protocol::course::course_line(&c).expect("a line");
+            for part in expected["lineContains"].as_array().expect("lineContains") {
+                let part = part.as_str().expect("text");
+                assert!(line.contains(part), "{case}: {line:?} lacks {part:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn fixture_courses_give_the_hand_derived_episodes_through_the_cli() {
+        for case in cases() {
+            let (_, expected) = load(&case);
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_crs-cds"))
+                .args(["course", "--json", "--at"])
+                .arg(expected["until"].as_str().expect("until"))
+                .arg(dir().join("requests").join(format!("{case}.json")))
+                .output()
+                .expect("runs");
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{case}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+            let mut all = v["crs"]["episodes"].as_array().cloned().unwrap_or_default();
+            all.extend(
+                v["icans"]["episodes"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default(),
+            );
+            assert_eq!(
+                episodes(&Value::Array(all)),
+                episodes(&expected["episodes"]),
+                "{case}"
+            );
+            assert!(!v["series"].as_array().expect("series").is_empty());
+        }
+    }
+
+    #[test]
+    fn fixture_courses_reach_the_patient_view_card_line_and_extension() {
+        for case in cases() {
+            let (c, m, expected) = course_of(&case);
+            let a = domain::assess(&m.facts, &[], c.until, &Policy::default());
+            let input = CardInput {
+                hook: Hook::PatientView,
+                patient_id: "pt",
+                assessment: &a,
+                orders: &[],
+                data_issues: &[],
+                draft_orders: None,
+                course: Some(&c),
+            };
+            let card = serde_json::to_value(&cards(&input)[0]).expect("card JSON");
+            let ext = &card["extension"]["org.crs-cds"]["course"];
+            assert_eq!(
+                episodes(&ext["episodes"]),
+                episodes(&expected["episodes"]),
+                "{case}"
+            );
+            assert!(
+                ext.get("series").is_none(),
+                "the series stays out of the card"
+            );
+            let detail = card["detail"].as_str().expect("detail");
+            for part in expected["lineContains"].as_array().expect("lineContains") {
+                assert!(
+                    detail.contains(part.as_str().expect("text")),
+                    "{case}: {detail}"
+                );
+            }
+        }
+    }
+}
+
+mod outputs {
+    //! The CLI's SVG chart and the registry FHIR output, checked structurally.
+
+    use serde_json::Value;
+    use std::collections::HashSet;
+    use std::path::PathBuf;
+    use std::process::Command;
+
+    fn fixture(case: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/courses/requests")
+            .join(format!("{case}.json"))
+    }
+
+    fn run(args: &[&str], case: &str) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_crs-cds"))
+            .arg("course")
+            .args(args)
+            .arg(fixture(case))
+            .output()
+            .expect("runs")
+    }
+
+    #[test]
+    fn course_refuses_a_file_that_is_not_json_with_exit_code_2() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("broken.json");
+        std::fs::write(&file, "{ oops").expect("written");
+        let out = Command::new(env!("CARGO_BIN_EXE_crs-cds"))
+            .arg("course")
+            .arg(&file)
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(2));
+    }
+
+    #[test]
+    fn the_svg_chart_dashes_icans_hatches_not_assessable_and_titles_every_point() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let svg = dir.path().join("c.svg");
+        let out = run(
+            &["--json", "--svg", svg.to_str().expect("utf-8 path")],
+            "sedated-not-assessable",
+        );
+        assert_eq!(out.status.code(), Some(0));
+        let json: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        let text = std::fs::read_to_string(&svg).expect("svg written");
+        assert!(text.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
+        assert!(text.trim_end().ends_with("</svg>"));
+        assert!(
+            text.contains("stroke-dasharray"),
+            "ICANS is dashed for grey scale"
+        );
+        assert!(
+            text.contains("url(#hatch)"),
+            "not-assessable stretches are hatched"
+        );
+        assert!(text.contains("ICANS not assessable from 2026-11-06T06:00:00Z"));
+        // A titled mark per assessable point of each syndrome.
+        let series = json["series"].as_array().expect("series");
+        let assessable = series.iter().filter(|p| !p["crs"].is_null()).count()
+            + series.iter().filter(|p| !p["icans"].is_null()).count();
+        let marks = text.matches("<circle").count();
+        assert!(marks > assessable, "{marks} marks for {assessable} points");
+        assert!(
+            text.contains("ICANS grade 3 at 2026-11-06T02:00:00Z (day 4); evidence: Observation/")
+        );
+        // Each dexamethasone dose is a square with its own tooltip.
+        assert_eq!(text.matches("<title>dexamethasone 10.0 mg").count(), 18);
+    }
+
+    #[test]
+    fn the_registry_bundle_has_a_valid_condition_and_grade_observation_per_episode() {
+        let allowed: HashSet<&str> = crs_cds::protocol::course::ICD10_CODES.into_iter().collect();
+        let vs: Value = serde_json::from_str(
+            &std::fs::read_to_string(
+                PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                    .join("fhir-profiles/ValueSet-cart-toxicity-conditions.json"),
+            )
+            .expect("value set"),
+        )
+        .expect("JSON");
+        let in_vs: HashSet<String> = vs["compose"]["include"][0]["concept"]
+            .as_array()
+            .expect("concepts")
+            .iter()
+            .filter_map(|c| c["code"].as_str().map(String::from))
+            .collect();
+        assert_eq!(
+            in_vs,
+            allowed
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<HashSet<_>>(),
+            "the profile's value set and the emitted codes agree"
+        );
+        let request: Value = serde_json::from_str(
+            &std::fs::read_to_string(fixture("axi-cel-typical")).expect("read"),
+        )
+        .expect("JSON");
+        let source_refs: HashSet<String> = request["prefetch"]
+            .as_object()
+            .expect("prefetch")
+            .values()
+            .filter_map(|b| b["entry"].as_array())
+            .flatten()
+            .map(|e| {
+                format!(
+                    "{}/{}",
+                    e["resource"]["resourceType"].as_str().unwrap_or_default(),
+                    e["resource"]["id"].as_str().unwrap_or_default()
+                )
+            })
+            .collect();
+
+        let out = run(
+            &["--fhir", "--at", "2026-11-11T10:00:00Z"],
+            "axi-cel-typical",
+        );
+        assert_eq!(out.status.code(), Some(0));
+        let bundle: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        assert_eq!(bundle["resourceType"], "Bundle");
+        assert_eq!(bundle["type"], "collection");
+        let entries = bundle["entry"].as_array().expect("entries");
+        let urls: HashSet<&str> = entries
+            .iter()
+            .filter_map(|e| e["fullUrl"].as_str())
+            .collect();
+        assert_eq!(urls.len(), entries.len(), "fullUrls are unique");
+        let conditions: Vec<&Value> = entries
+            .iter()
+            .map(|e| &e["resource"])
+            .filter(|r| r["resourceType"] == "Condition")
+            .collect();
+        assert_eq!(
+            conditions.len(),
+            2,
+            "one Condition per episode (CRS, ICANS)"
+        );
+        let mut codes = Vec::new();
+        for c in &conditions {
+            assert_eq!(
+                c["meta"]["profile"][0],
+                crs_cds::protocol::course::CONDITION_PROFILE
+            );
+            let coding = &c["code"]["coding"][0];
+            assert_eq!(coding["system"], "http://hl7.org/fhir/sid/icd-10-cm");
+            let code = coding["code"].as_str().expect("code");
+            assert!(allowed.contains(code), "{code}");
+            codes.push(code.to_string());
+            assert_eq!(c["subject"]["reference"], "Patient/pt");
+            assert!(c["onsetDateTime"].is_string());
+            assert!(c["abatementDateTime"].is_string(), "both episodes resolved");
+            assert_eq!(c["clinicalStatus"]["coding"][0]["code"], "resolved");
+            assert_eq!(c["verificationStatus"]["coding"][0]["code"], "provisional");
+            assert_eq!(c["stage"][0]["summary"]["text"], "ASTCT 2019 grade 3");
+            // The stage's assessment resolves to a grade Observation in the Bundle.
+            let target = c["stage"][0]["assessment"][0]["reference"]
+                .as_str()
+                .expect("ref");
+            let obs = entries
+                .iter()
+                .find(|e| e["fullUrl"] == target)
+                .map(|e| &e["resource"])
+                .expect("the assessment reference resolves in the Bundle");
+            assert_eq!(obs["resourceType"], "Observation");
+            assert_eq!(obs["valueInteger"], 3);
+            assert_eq!(obs["status"], "preliminary");
+            assert!(
+                obs["meta"]["profile"][0]
+                    .as_str()
+                    .is_some_and(|p| p.ends_with("/crs-grade") || p.ends_with("/icans-grade"))
+            );
+            // Evidence points at resources of the record the course was built from.
+            let detail = c["evidence"][0]["detail"].as_array().expect("evidence");
+            assert!(!detail.is_empty());
+            for d in detail {
+                let r = d["reference"].as_str().expect("reference");
+                assert!(source_refs.contains(r), "{r} is not in the record");
+            }
+        }
+        codes.sort();
+        assert_eq!(codes, ["D89.833", "G92.03"]);
+    }
+
+    #[test]
+    fn the_registry_summary_reports_onset_maximum_grade_resolution_and_therapies() {
+        let out = run(
+            &["--json", "--at", "2026-11-11T10:00:00Z"],
+            "axi-cel-typical",
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        let r = &v["registry"];
+        assert_eq!(r["crs"]["occurred"], "yes");
+        assert_eq!(r["crs"]["onsetDate"], "2026-11-02");
+        assert_eq!(r["crs"]["maxGrade"], 3);
+        assert_eq!(r["crs"]["resolutionDate"], "2026-11-06");
+        assert_eq!(r["icans"]["maxGrade"], 3);
+        assert_eq!(r["icans"]["resolutionDate"], "2026-11-09");
+        assert_eq!(r["therapies"]["tocilizumab"]["doses"], 2);
+        assert_eq!(
+            r["therapies"]["corticosteroids"]["dexamethasoneEquivalentMg"],
+            60
+        );
+        assert_eq!(r["therapies"]["vasopressors"]["given"], true);
+        assert_eq!(r["product"], "axicabtagene-ciloleucel");
+    }
+}

@@ -189,7 +189,7 @@ pub struct SyndromeCourse {
 impl SyndromeCourse {
     /// Total not-assessable hours.
     pub fn not_assessable_hours(&self) -> f64 {
-        self.not_assessable.iter().map(|s| s.hours()).sum()
+        self.not_assessable.iter().fold(0.0, |a, s| a + s.hours())
     }
 }
 
@@ -270,6 +270,10 @@ pub struct Treatment {
     /// Hours of oxygen support by device class, in a fixed order (see
     /// [`OXYGEN_CLASSES`]); zero-hour classes included.
     pub oxygen_hours: Vec<(&'static str, f64)>,
+    /// Each vasopressor exposure within the course (start, end, drug key), for charts.
+    pub vasopressor_spans: Vec<(Timestamp, Timestamp, &'static str)>,
+    /// Each oxygen-support period (start, end, device class), for charts.
+    pub oxygen_spans: Vec<(Timestamp, Timestamp, &'static str)>,
 }
 
 impl Treatment {
@@ -314,6 +318,11 @@ pub struct Course {
     pub until: Timestamp,
     /// The earliest vital-sign or neurological observation sent; `None` when none was.
     pub data_from: Option<Timestamp>,
+    /// The day the data begins when earlier data was not sent: observations start more
+    /// than one grading window after the series start (a prefetch holds recent data
+    /// only), or there are none (the day of `until`). `None` when the data covers the
+    /// course from its start.
+    pub data_gap_day: Option<i64>,
     /// The grades at every instant, ascending.
     pub series: Vec<CoursePoint>,
     /// CRS.
@@ -336,19 +345,6 @@ impl Course {
     /// Whole days since the infusion at `t`.
     pub fn day(&self, t: Timestamp) -> i64 {
         t.days_since(self.infusion)
-    }
-
-    /// The day the data begins when earlier data was not sent: observations start
-    /// more than one grading window after the series start (the prefetch holds recent
-    /// data only). `None` when the data covers the course from its start.
-    pub fn data_gap_day(&self, policy: &Policy) -> Option<i64> {
-        match self.data_from {
-            Some(from) if from.hours_since(self.start).0 > policy.window_hours => {
-                Some(self.day(from))
-            }
-            None => Some(self.day(self.until)),
-            _ => None,
-        }
     }
 
     /// The latest point (at `until`).
@@ -781,11 +777,19 @@ pub fn course_from_series(
             note(f.at);
         }
     }
+    let data_gap_day = match data_from {
+        Some(from) if from.hours_since(start).0 > policy.window_hours => {
+            Some(from.days_since(infusion))
+        }
+        None => Some(until.days_since(infusion)),
+        _ => None,
+    };
     Course {
         infusion,
         start,
         until,
         data_from,
+        data_gap_day,
         series,
         crs,
         icans,
@@ -972,14 +976,25 @@ pub fn treatment(
         DrugClass::Inotrope => policy.inotropes_are_vasopressors,
         _ => false,
     };
-    let mut spans: Vec<(i64, i64)> = facts
+    let vasopressor_spans: Vec<(Timestamp, Timestamp, &'static str)> = facts
         .vasoactive
         .iter()
         .filter(|e| counts(e.drug))
-        .map(|e| (e.start.0.max(from.0), e.end.unwrap_or(until).0.min(until.0)))
-        .filter(|(a, b)| b > a)
+        .map(|e| {
+            (
+                Timestamp(e.start.0.max(from.0)),
+                Timestamp(e.end.unwrap_or(until).0.min(until.0)),
+                e.drug.key(),
+            )
+        })
+        .filter(|(a, b, _)| b > a)
+        .collect();
+    let mut spans: Vec<(i64, i64)> = vasopressor_spans
+        .iter()
+        .map(|(a, b, _)| (a.0, b.0))
         .collect();
     let vasopressor_hours = union_hours(&mut spans);
+    let (oxygen_hours, oxygen_spans) = oxygen_hours(facts, from, until, policy);
 
     Treatment {
         tocilizumab,
@@ -988,7 +1003,9 @@ pub fn treatment(
         anakinra: doses(facts, from, until, Drug::Anakinra),
         siltuximab: doses(facts, from, until, Drug::Siltuximab),
         vasopressor_hours,
-        oxygen_hours: oxygen_hours(facts, from, until, policy),
+        oxygen_hours,
+        vasopressor_spans,
+        oxygen_spans,
     }
 }
 
@@ -1021,7 +1038,7 @@ fn oxygen_hours(
     from: Timestamp,
     until: Timestamp,
     policy: &Policy,
-) -> Vec<(&'static str, f64)> {
+) -> OxygenSummary {
     let window_ms = (policy.window_hours * MS_PER_HOUR as f64).round() as i64;
     let mut devices: Vec<&Fact<OxygenDevice>> = facts
         .oxygen_devices
@@ -1052,12 +1069,26 @@ fn oxygen_hours(
             spans[class].push((start, end));
         }
     }
-    OXYGEN_CLASSES
+    let listed = spans
+        .iter()
+        .zip(OXYGEN_CLASSES)
+        .flat_map(|(s, name)| {
+            s.iter()
+                .map(move |(a, b)| (Timestamp(*a), Timestamp(*b), name))
+        })
+        .collect();
+    let hours = OXYGEN_CLASSES
         .iter()
         .zip(spans.iter_mut())
         .map(|(name, s)| (*name, union_hours(s)))
-        .collect()
+        .collect();
+    (hours, listed)
 }
+
+type OxygenSummary = (
+    Vec<(&'static str, f64)>,
+    Vec<(Timestamp, Timestamp, &'static str)>,
+);
 
 #[cfg(test)]
 mod tests {

@@ -172,7 +172,8 @@ pub async fn call_service(
         request.selections(),
         now,
         &state.terminology,
-        state.policy.window_hours,
+        // Everything the prefetch sent up to 7 days back: the course (issue 12) needs it.
+        state.policy.window_hours.max(domain::MAX_WINDOW_HOURS),
     );
 
     let response = if !mapped.has_infusion() {
@@ -190,6 +191,8 @@ pub async fn call_service(
                     .map(|i| format!("{}: {}", i.location, i.message)),
             )
             .collect();
+        let course =
+            crate::protocol::course::for_card(request.hook, &mapped.facts, now, &state.policy);
         let draft_orders: Option<serde_json::Value> = request
             .draft_orders()
             .and_then(|j| serde_json::from_str(j).ok());
@@ -200,6 +203,7 @@ pub async fn call_service(
             orders: &mapped.orders,
             data_issues: &issues,
             draft_orders: draft_orders.as_ref(),
+            course: course.as_ref(),
         };
         CdsResponse {
             cards: cards(&input),

@@ -85,6 +85,7 @@ fn render(
         orders,
         data_issues: issues,
         draft_orders: draft,
+        course: None,
     };
     cards(&input)
         .iter()
