@@ -696,3 +696,86 @@ mod outputs {
         assert_eq!(r["product"], "axicabtagene-ciloleucel");
     }
 }
+
+/// Drops every observation before `from` (a prefetch that holds recent data only).
+fn recent_only(mut p: PatientFacts, from: Timestamp) -> PatientFacts {
+    p.temperatures.retain(|f| f.at >= from);
+    p.systolic.retain(|f| f.at >= from);
+    p.oxygen_devices.retain(|f| f.at >= from);
+    p.oxygen_flows.retain(|f| f.at >= from);
+    p.fio2.retain(|f| f.at >= from);
+    p.neuro_scores.retain(|f| f.at >= from);
+    p.consciousness.retain(|f| f.at >= from);
+    p.labs.retain(|f| f.at >= from);
+    p
+}
+
+#[test]
+fn a_course_on_recent_data_only_says_from_which_day_and_that_earlier_data_was_not_sent() {
+    let facts = recent_only(stay::stay(10), h(125.0));
+    let c = course(
+        &facts,
+        T0,
+        h(240.0),
+        &Policy::default(),
+        &CourseParams::default(),
+    );
+    assert_eq!(c.data_gap_day, Some(5));
+    let line = crs_cds::protocol::course::course_line(&c).expect("line");
+    assert!(
+        line.starts_with("course from day 5: earlier data not sent; "),
+        "{line}"
+    );
+    // Days 0-5 without vital signs are not assessable or a lower bound (treatment was
+    // sent), never grade 0.
+    assert!(c.icans.not_assessable_hours() >= 125.0);
+    assert!(c.crs.not_assessable_hours() + c.crs.hours_at_least.iter().sum::<f64>() >= 125.0);
+    assert!(c.crs.hours_at_grade[0] <= 115.0);
+}
+
+#[test]
+fn an_episode_already_running_when_the_data_begins_has_a_censored_onset() {
+    let facts = recent_only(stay::stay(10), h(40.0));
+    let c = course(
+        &facts,
+        T0,
+        h(240.0),
+        &Policy::default(),
+        &CourseParams::default(),
+    );
+    let e = &c.crs.episodes[0];
+    assert_eq!(e.onset, h(40.0));
+    assert!(
+        e.onset_censored,
+        "no grade 0 before the first data: the onset may be earlier"
+    );
+    let line = crs_cds::protocol::course::course_line(&c).expect("line");
+    assert!(line.contains("CRS day 1 or earlier-4 resolved"), "{line}");
+    let full = course(
+        &stay::stay(10),
+        T0,
+        h(240.0),
+        &Policy::default(),
+        &CourseParams::default(),
+    );
+    assert!(!full.crs.episodes[0].onset_censored);
+}
+
+#[test]
+fn an_ongoing_episode_reads_since_day_with_the_current_grade_and_doses_of_four() {
+    // Day 2 of the stay, 9 h after the second tocilizumab dose (h46), 1 h after the
+    // norepinephrine stopped (h54): grade 3 still, in the window and within 2 h.
+    let until = h(46.0 + 9.0);
+    let c = course(
+        &stay::stay(3),
+        T0,
+        until,
+        &Policy::default(),
+        &CourseParams::default(),
+    );
+    let line = crs_cds::protocol::course::course_line(&c).expect("line");
+    assert_eq!(
+        line,
+        "CRS since day 1 (onset 14:00 UTC), worst grade 3 on day 1, now 3 - tocilizumab 2 of 4 doses this episode, last 9 h ago"
+    );
+}
