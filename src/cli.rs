@@ -521,33 +521,6 @@ async fn replay_case(
     Ok(Some(diff))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn subset_comparison_ignores_keys_the_expectation_leaves_out() {
-        let actual = json!({"crsGrade": 2, "icansGrade": 0, "flags": ["tocilizumab-indicated"], "evidence": []});
-        assert!(subset_matches(&json!({"crsGrade": 2}), &actual));
-        assert!(!subset_matches(&json!({"crsGrade": 3}), &actual));
-        assert!(!subset_matches(&json!({"doseCheck": {}}), &actual));
-    }
-
-    #[test]
-    fn replay_picks_the_dose_check_card_when_expected() {
-        let response = json!({"cards": [
-            {"extension": {"org.crs-cds": {"crsGrade": 1}}},
-            {"extension": {"org.crs-cds": {"crsGrade": 1, "doseCheck": {"drug": "tocilizumab"}}}}
-        ]});
-        assert_eq!(
-            pick_extension(&response, true)["doseCheck"]["drug"],
-            "tocilizumab"
-        );
-        assert!(pick_extension(&response, false).get("doseCheck").is_none());
-        assert_eq!(pick_extension(&json!({"cards": []}), false), Value::Null);
-    }
-}
-
 /// The adapter reads observations up to 10 years back for a course (no window skip).
 const COURSE_LOOKBACK_HOURS: f64 = 87_600.0;
 
@@ -863,4 +836,31 @@ pub fn course(
         print!("{}", course_table(&c));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subset_comparison_ignores_keys_the_expectation_leaves_out() {
+        let actual = json!({"crsGrade": 2, "icansGrade": 0, "flags": ["tocilizumab-indicated"], "evidence": []});
+        assert!(subset_matches(&json!({"crsGrade": 2}), &actual));
+        assert!(!subset_matches(&json!({"crsGrade": 3}), &actual));
+        assert!(!subset_matches(&json!({"doseCheck": {}}), &actual));
+    }
+
+    #[test]
+    fn replay_picks_the_dose_check_card_when_expected() {
+        let response = json!({"cards": [
+            {"extension": {"org.crs-cds": {"crsGrade": 1}}},
+            {"extension": {"org.crs-cds": {"crsGrade": 1, "doseCheck": {"drug": "tocilizumab"}}}}
+        ]});
+        assert_eq!(
+            pick_extension(&response, true)["doseCheck"]["drug"],
+            "tocilizumab"
+        );
+        assert!(pick_extension(&response, false).get("doseCheck").is_none());
+        assert_eq!(pick_extension(&json!({"cards": []}), false), Value::Null);
+    }
 }

@@ -505,8 +505,8 @@ pub fn with_course_extension(course: Option<&Course>, mut ext: Value) -> Value {
     ext
 }
 
-/// The course for the patient-view grading card: from the infusion on record to `now`,
-/// over the facts the request carried (order hooks get none).
+/// The course for the patient-view grading card: from the infusion on record (at most 30
+/// days back) to `now`, over the facts the request carried (order hooks get none).
 pub fn for_card(
     hook: crate::protocol::discovery::Hook,
     facts: &crate::domain::PatientFacts,
@@ -517,13 +517,11 @@ pub fn for_card(
         return None;
     }
     let infused = facts.infusion.as_ref()?.at;
-    (infused <= now).then(|| {
-        crate::domain::course(
-            facts,
-            infused,
-            now,
-            policy,
-            &crate::domain::CourseParams::default(),
-        )
-    })
+    // The card looks back 30 days at most (the prefetch holds recent data only; a longer
+    // course is the CLI's job), which bounds the work per call.
+    let params = crate::domain::CourseParams {
+        max_days: 30,
+        ..crate::domain::CourseParams::default()
+    };
+    (infused <= now).then(|| crate::domain::course(facts, infused, now, policy, &params))
 }
