@@ -99,6 +99,28 @@ pub enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Reconstruct the CRS/ICANS course since the CAR-T infusion (episodes, treatments)
+    /// from a FHIR Bundle or a CDS Hooks request file.
+    Course {
+        /// The file.
+        file: PathBuf,
+        /// Print JSON (episodes, treatment, registry summary and the full series).
+        #[arg(long)]
+        json: bool,
+        /// Also write the course chart as SVG to this file.
+        #[arg(long)]
+        svg: Option<PathBuf>,
+        /// End of the course (RFC 3339); default the latest time in the record.
+        #[arg(long)]
+        at: Option<String>,
+        /// Print the registry FHIR Bundle (one Condition and one worst-grade
+        /// Observation per episode) instead.
+        #[arg(long)]
+        fhir: bool,
+        /// TOML configuration file (grading policy, concept map).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Post every DIR/requests/*.json to a running server and compare with DIR/expected/.
     #[command(after_help = REPLAY_EXAMPLES)]
     Replay {
@@ -793,6 +815,323 @@ async fn replay_case(
         .header("expected", "actual")
         .to_string();
     Ok(Some(diff))
+}
+
+/// The adapter reads observations up to 10 years back for a course (no window skip).
+const COURSE_LOOKBACK_HOURS: f64 = 87_600.0;
+
+/// The patient id of a hook request (`context.patientId`) or of a Bundle's Patient.
+fn patient_id_of(value: &Value) -> String {
+    if let Some(id) = value.pointer("/context/patientId").and_then(Value::as_str) {
+        return id.to_string();
+    }
+    let in_bundle = |b: &Value| {
+        b["entry"].as_array().and_then(|es| {
+            es.iter()
+                .map(|e| &e["resource"])
+                .find(|r| r["resourceType"] == "Patient")
+                .and_then(|r| r["id"].as_str().map(String::from))
+        })
+    };
+    in_bundle(value)
+        .or_else(|| {
+            value
+                .pointer("/prefetch/patient/id")
+                .and_then(Value::as_str)
+                .map(String::from)
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// The latest instant of any fact in the record (the default end of a course).
+fn latest_fact(f: &domain::PatientFacts) -> Option<Timestamp> {
+    let mut all: Vec<Timestamp> = Vec::new();
+    all.extend(f.temperatures.iter().map(|x| x.at));
+    all.extend(f.systolic.iter().map(|x| x.at));
+    all.extend(f.hypotension_asserted.iter().map(|x| x.at));
+    all.extend(f.oxygen_devices.iter().map(|x| x.at));
+    all.extend(f.oxygen_flows.iter().map(|x| x.at));
+    all.extend(f.neuro_scores.iter().map(|x| x.at));
+    all.extend(f.consciousness.iter().map(|x| x.at));
+    all.extend(f.seizures.iter().map(|x| x.at));
+    all.extend(f.motor.iter().map(|x| x.at));
+    all.extend(f.cerebral_edema.iter().map(|x| x.at));
+    all.extend(f.labs.iter().map(|x| x.at));
+    all.extend(f.medications_given.iter().map(|x| x.at));
+    all.extend(
+        f.vasoactive
+            .iter()
+            .flat_map(|e| [Some(e.start), e.end])
+            .flatten(),
+    );
+    all.extend(
+        f.ventilation
+            .iter()
+            .flat_map(|e| [Some(e.start), e.end])
+            .flatten(),
+    );
+    all.extend(f.infusion.as_ref().map(|i| i.at));
+    all.into_iter().max()
+}
+
+/// The documents of a file: a hook request's non-null prefetch values, or the file.
+fn course_documents(file: &Path, value: &Value, text: &str) -> Vec<(String, String)> {
+    let mut texts = Vec::new();
+    if value.get("hook").is_some() {
+        if let Some(p) = value.get("prefetch").and_then(Value::as_object) {
+            for (k, v) in p {
+                if !v.is_null() {
+                    texts.push((k.clone(), v.to_string()));
+                }
+            }
+        }
+    } else {
+        texts.push((file.display().to_string(), text.to_string()));
+    }
+    texts
+}
+
+/// The course as a readable table: the card line, the episodes, the treatments.
+pub fn course_table(c: &domain::Course) -> String {
+    use crate::protocol::course::course_line;
+    let mut s = String::new();
+    let row = |s: &mut String, k: &str, v: String| s.push_str(&format!("{k:<26} {v}\n"));
+    row(&mut s, "CAR-T infusion", format_time(c.infusion));
+    row(
+        &mut s,
+        "Course",
+        format!(
+            "{} to {} (day {} to {})",
+            format_time(c.start),
+            format_time(c.until),
+            c.day(c.start),
+            c.day(c.until)
+        ),
+    );
+    if let Some(day) = c.data_gap_day {
+        row(
+            &mut s,
+            "Data",
+            format!("from day {day}: earlier data not sent"),
+        );
+    }
+    row(&mut s, "Summary", course_line(c).unwrap_or_default());
+    s.push_str("\nEpisodes\n");
+    s.push_str(&format!(
+        "  {:<6} {:<22} {:<7} {:<22} {:<22}\n",
+        "", "onset", "worst", "worst first at", "resolution"
+    ));
+    for sc in [&c.crs, &c.icans] {
+        for e in &sc.episodes {
+            s.push_str(&format!(
+                "  {:<6} {:<22} {:<7} {:<22} {:<22}\n",
+                e.syndrome.name(),
+                format!(
+                    "{}{} d{}",
+                    format_time(e.onset),
+                    if e.onset_censored { "?" } else { "" },
+                    c.day(e.onset)
+                ),
+                format!("{}{}", if e.worst_lower_bound { ">=" } else { "" }, e.worst),
+                format!("{} d{}", format_time(e.worst_at), c.day(e.worst_at)),
+                e.resolution.map_or_else(
+                    || "ongoing".to_string(),
+                    |r| format!("{} d{}", format_time(r), c.day(r))
+                ),
+            ));
+        }
+        if sc.episodes.is_empty() {
+            s.push_str(&format!("  {:<6} no episode\n", sc.syndrome.name()));
+        }
+        let grades = sc
+            .hours_at_grade
+            .iter()
+            .enumerate()
+            .map(|(g, h)| format!("{g}: {h:.0} h"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        s.push_str(&format!(
+            "  {:<6} hours at grade {grades}; lower bound {:.0} h; not assessable {:.0} h\n",
+            "",
+            sc.hours_at_least.iter().sum::<f64>(),
+            sc.not_assessable_hours()
+        ));
+        for n in &sc.not_assessable {
+            s.push_str(&format!(
+                "  {:<6} not assessable {} to {}\n",
+                "",
+                format_time(n.start),
+                format_time(n.end)
+            ));
+        }
+    }
+    let t = &c.treatment;
+    s.push_str("\nTreatment\n");
+    row(
+        &mut s,
+        "  tocilizumab",
+        format!(
+            "{} doses (most in 24 h: {}) {}",
+            t.tocilizumab.len(),
+            t.tocilizumab_max_24h,
+            t.tocilizumab
+                .iter()
+                .map(|d| format!(
+                    "{} {}",
+                    format_time(d.at),
+                    d.mg.map_or("? mg".into(), |m| format!("{m:.0} mg"))
+                ))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+    );
+    row(
+        &mut s,
+        "  corticosteroids",
+        format!(
+            "{} doses on {} days, dexamethasone-equivalent {:.1} mg{}{}",
+            t.steroids.doses.len(),
+            t.steroids.days_on_steroids,
+            t.steroids.dexamethasone_equivalent_mg,
+            if t.steroids.doses_without_mg > 0 {
+                format!(
+                    " ({} doses without a stated mg)",
+                    t.steroids.doses_without_mg
+                )
+            } else {
+                String::new()
+            },
+            if t.steroids.prolonged_high_dose() {
+                format!(
+                    "; CAUTION {} days at dexamethasone 10 mg q6h-equivalent (SEED-002)",
+                    t.steroids.high_dose_run_days
+                )
+            } else {
+                String::new()
+            }
+        ),
+    );
+    row(&mut s, "  anakinra", format!("{} doses", t.anakinra.len()));
+    row(
+        &mut s,
+        "  siltuximab",
+        format!("{} doses", t.siltuximab.len()),
+    );
+    row(
+        &mut s,
+        "  vasopressors",
+        format!("{:.1} h", t.vasopressor_hours),
+    );
+    for (k, h) in &t.oxygen_hours {
+        row(&mut s, &format!("  O2 {k}"), format!("{h:.1} h"));
+    }
+    s
+}
+
+/// `course FILE`: exit 2 when the file is not JSON.
+pub fn course(
+    file: &Path,
+    as_json: bool,
+    svg: Option<&Path>,
+    at: Option<&str>,
+    fhir: bool,
+    config: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    use crate::protocol::course::{course_json, registry_bundle};
+    let settings = settings(config, None)?;
+    let policy = &settings.grading.policy;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let value: Value = match serde_json::from_str(&text) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!(
+                "error: {} is not valid JSON at line {}, column {}: {:?}",
+                file.display(),
+                e.line(),
+                e.column(),
+                e.classify()
+            );
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let mut terminology = Terminology::embedded();
+    if let Some(path) = &settings.terminology.concept_map {
+        let cm =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        terminology = terminology
+            .with_concept_map(&cm)
+            .map_err(|e| anyhow::anyhow!("concept map {}: {}", e.location, e.message))?;
+    }
+    let texts = course_documents(file, &value, &text);
+    let documents: Vec<Document<'_>> = texts
+        .iter()
+        .map(|(o, j)| Document { origin: o, json: j })
+        .collect();
+    let map = |now: Timestamp| {
+        adapter::map_documents_within(
+            &documents,
+            None,
+            &[],
+            now,
+            &terminology,
+            COURSE_LOOKBACK_HOURS,
+        )
+    };
+    // The end of the course: --at, else the latest time in the record (mapped again at
+    // that instant so that ages are computed then).
+    let mut mapped = map(parse_at(at)?);
+    let until = match at {
+        Some(_) => parse_at(at)?,
+        None => match latest_fact(&mapped.facts) {
+            Some(t) => {
+                mapped = map(t);
+                t
+            }
+            None => parse_at(None)?,
+        },
+    };
+    for i in &mapped.issues {
+        eprintln!("input issue: {}: {}", i.location, i.message);
+    }
+    let Some(infusion) = mapped.facts.infusion.clone() else {
+        println!("No CAR-T infusion on record: there is no course to reconstruct.");
+        return Ok(ExitCode::SUCCESS);
+    };
+    if infusion.at > until {
+        eprintln!(
+            "error: the CAR-T infusion is after the end of the course ({})",
+            format_time(until)
+        );
+        return Ok(ExitCode::from(2));
+    }
+    let c = domain::course(
+        &mapped.facts,
+        infusion.at,
+        until,
+        policy,
+        &domain::CourseParams::default(),
+    );
+    let patient = patient_id_of(&value);
+    if let Some(out) = svg {
+        std::fs::write(out, crate::render::course_svg(&c))
+            .with_context(|| format!("writing {}", out.display()))?;
+    }
+    if fhir {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&registry_bundle(&c, &patient)).context("serializing")?
+        );
+    } else if as_json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&course_json(&c, &patient, infusion.product))
+                .context("serializing")?
+        );
+    } else {
+        print!("{}", course_table(&c));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]

@@ -19,4 +19,5 @@ pub mod demo;
 pub mod domain;
 pub mod http;
 pub mod protocol;
+pub mod render;
 pub mod telemetry;

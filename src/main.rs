@@ -39,6 +39,24 @@ async fn main() -> ExitCode {
             quiet_telemetry();
             cli::grade(&file, json, at.as_deref(), config.as_deref())
         }
+        Command::Course {
+            file,
+            json,
+            svg,
+            at,
+            fhir,
+            config,
+        } => {
+            quiet_telemetry();
+            cli::course(
+                &file,
+                json,
+                svg.as_deref(),
+                at.as_deref(),
+                fhir,
+                config.as_deref(),
+            )
+        }
         Command::Replay {
             dir,
             server,

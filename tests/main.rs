@@ -2,6 +2,7 @@
 
 mod auth;
 mod cli;
+mod course;
 mod demo;
 mod discovery;
 mod examples;

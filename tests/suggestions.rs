@@ -122,6 +122,7 @@ fn suggested_orders(facts: &PatientFacts, hook: Hook) -> Vec<Value> {
         orders: &orders,
         data_issues: &[],
         draft_orders: Some(&draft),
+        course: None,
     };
     cards(&input)
         .iter()

@@ -9,6 +9,7 @@
 //! points of RULES.md section 6 are decided in one place: [`Policy`].
 
 mod assess;
+mod course;
 mod crs;
 mod dosing;
 mod facts;
@@ -25,6 +26,12 @@ mod safety_tests;
 pub(crate) mod testkit;
 
 pub use assess::{Assessment, LAB_WINDOW_HOURS, assess};
+pub use course::{
+    Course, CourseParams, CoursePoint, DEXAMETHASONE_Q6H_DAILY_MG, Dose, Episode, GradeState,
+    OXYGEN_CLASSES, Steroids, Stretch, Syndrome, SyndromeCourse, TOCILIZUMAB_MAX_PER_EPISODE,
+    Treatment, course, course_from_series, course_naive, dexamethasone_factor, facts_known_at,
+    instants, series, series_naive, syndrome_course, treatment,
+};
 pub use crs::{
     CrsAssessment, FeverGate, HypotensionFinding, HypoxiaFinding, grade_crs, sbp_threshold,
 };

@@ -176,6 +176,8 @@ pub struct CardInput<'a> {
     pub data_issues: &'a [String],
     /// `context.draftOrders` (order hooks), to build update suggestions.
     pub draft_orders: Option<&'a Value>,
+    /// The toxicity course (patient-view), for the card line and the `course` key.
+    pub course: Option<&'a crate::domain::Course>,
 }
 
 fn topic(code: &'static str, display: &'static str) -> Source {
@@ -632,13 +634,13 @@ fn grading_card(input: &CardInput<'_>) -> Card {
     Card {
         uuid: uuid(),
         summary: grading_summary(a),
-        detail: grading_detail(a, input.data_issues),
+        detail: super::course::with_course_line(input.course, grading_detail(a, input.data_issues)),
         indicator,
         source: topic("crs-icans-grade", "CRS/ICANS grade"),
         suggestions,
         selection_behavior,
         override_reasons: Vec::new(),
-        extension: ext(a, None),
+        extension: super::course::with_course_extension(input.course, ext(a, None)),
     }
 }
 

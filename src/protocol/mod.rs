@@ -5,6 +5,7 @@
 //! functions (domain types are not serializable on purpose).
 
 pub mod cards;
+pub mod course;
 pub mod discovery;
 pub mod extension;
 pub mod feedback;

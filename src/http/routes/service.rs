@@ -268,11 +268,14 @@ fn grade(work: Work, state: &AppState) -> CdsResponse {
         &work.selections,
         work.now,
         &state.terminology,
-        state.policy.window_hours,
+        // Everything the prefetch sent up to 7 days back: the course (issue 12) needs it.
+        state.policy.window_hours.max(domain::MAX_WINDOW_HOURS),
     );
     if !mapped.has_infusion() {
         return CdsResponse::default();
     }
+    let course =
+        crate::protocol::course::for_card(work.hook, &mapped.facts, work.now, &state.policy);
     let assessment = domain::assess(&mapped.facts, &mapped.orders, work.now, &state.policy);
     let issues: Vec<String> = work
         .issues
@@ -295,6 +298,7 @@ fn grade(work: Work, state: &AppState) -> CdsResponse {
         orders: &mapped.orders,
         data_issues: &issues,
         draft_orders: draft_orders.as_ref(),
+        course: course.as_ref(),
     };
     CdsResponse {
         cards: cap_cards(cards(&input), work.max_cards),

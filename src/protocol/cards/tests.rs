@@ -86,6 +86,7 @@ fn render(
         orders,
         data_issues: issues,
         draft_orders: draft,
+        course: None,
     };
     cards(&input)
         .iter()

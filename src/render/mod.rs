@@ -1,0 +1,11 @@
+//! Drawings of engine results for people: the SVG chart of the toxicity course
+//! (issue 12). Depends on `domain` and `protocol` (time formats) only; used by `cli`.
+//!
+//! The SVG is written by hand rather than with plotters: plotters' SVG backend draws
+//! bare primitives (its backend style carries a colour and a width only), so it can
+//! neither dash a line (needed to read the chart in grey scale) nor nest a `<title>`
+//! tooltip in a mark (needed to show each point's grade and evidence).
+
+mod chart;
+
+pub use chart::course_svg;
