@@ -13,5 +13,6 @@ mod hostile;
 mod logging;
 mod manifests;
 mod properties;
+mod realworld;
 mod service;
 mod tidy;

@@ -212,7 +212,10 @@ impl<'t> Context<'t> {
                     && let read = spelling(sent)
                     && read.alias.is_some()
                 {
-                    self.issue(item, format!("unit '{}' read as {}", sent.trim(), read.ucum));
+                    self.issue(
+                        item,
+                        format!("unit '{}' read as {}", sent.trim(), read.ucum),
+                    );
                 }
                 Some(v)
             }

@@ -344,12 +344,14 @@ impl<'a> Collector<'a> {
                     full_url,
                     search,
                 }) => {
-                    let outcome_mode =
-                        search.and_then(|s| s.mode).as_deref() == Some("outcome");
+                    let outcome_mode = search.and_then(|s| s.mode).as_deref() == Some("outcome");
                     self.add(origin, raw, draft, i, full_url, outcome_mode, depth);
                 }
                 Ok(EntryJson { resource: None, .. }) => {}
-                Err(_) => self.issue(origin, format!("Bundle entry {i} is not an object: ignored")),
+                Err(_) => self.issue(
+                    origin,
+                    format!("Bundle entry {i} is not an object: ignored"),
+                ),
             }
         }
     }
@@ -499,7 +501,10 @@ fn outcome_is_problem(issues: &[OutcomeIssueJson], outcome_mode: bool) -> bool {
 /// `…/Patient/x`, `Patient/x/_history/n`, or a `urn:uuid:` fullUrl of a Patient entry
 /// (else the uuid itself, as Synthea's Patient ids are their uuids). `None` when the
 /// reference names something else than a Patient (a Group, a Location).
-fn referenced_patient<'r>(reference: &'r str, full_urls: &HashMap<&str, &'r str>) -> Option<&'r str> {
+fn referenced_patient<'r>(
+    reference: &'r str,
+    full_urls: &HashMap<&str, &'r str>,
+) -> Option<&'r str> {
     let reference = match full_urls.get(reference) {
         Some(r) => *r,
         None if reference.starts_with("urn:uuid:") => return reference.get(9..),

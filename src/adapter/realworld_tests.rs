@@ -108,8 +108,19 @@ fn pressors(m: &Mapped) -> Vec<Drug> {
 #[test]
 fn a_synthea_oral_temperature_8331_1_of_39_4_is_read_as_a_fever() {
     // Synthea Adolph_Smith: "8331-1" "Oral temperature", 37.46 Cel; value set to 39.4.
-    let m = run(&[synthea_obs("a931fd85", "8331-1", "Oral temperature", json!(39.4), "Cel")]);
-    let t: Vec<f64> = m.facts.temperatures.iter().map(|t| t.value.value()).collect();
+    let m = run(&[synthea_obs(
+        "a931fd85",
+        "8331-1",
+        "Oral temperature",
+        json!(39.4),
+        "Cel",
+    )]);
+    let t: Vec<f64> = m
+        .facts
+        .temperatures
+        .iter()
+        .map(|t| t.value.value())
+        .collect();
     assert_eq!(t, vec![39.4], "{}", issues(&m));
 }
 
@@ -118,7 +129,13 @@ fn rectal_axillary_and_tympanic_temperatures_are_temperatures() {
     let m = run(&[
         synthea_obs("r", "8332-9", "Rectal temperature", json!(38.1), "Cel"),
         synthea_obs("x", "8328-7", "Axillary temperature", json!(37.2), "Cel"),
-        synthea_obs("y", "8333-7", "Tympanic membrane temperature", json!(38.0), "Cel"),
+        synthea_obs(
+            "y",
+            "8333-7",
+            "Tympanic membrane temperature",
+            json!(38.0),
+            "Cel",
+        ),
     ]);
     assert_eq!(m.facts.temperatures.len(), 3, "{}", issues(&m));
 }
@@ -153,29 +170,63 @@ fn labs(m: &Mapped, kind: LabKind) -> Vec<f64> {
 #[test]
 fn a_synthea_creatinine_38483_4_in_mg_dl_is_read() {
     // Synthea Adalberto_Hartmann: "38483-4" "Creatinine", 0.939 mg/dL.
-    let m = run(&[synthea_obs("0719c636", "38483-4", "Creatinine", json!(0.9390980444579311), "mg/dL")]);
-    assert_eq!(labs(&m, LabKind::Creatinine), vec![0.939098], "{}", issues(&m));
+    let m = run(&[synthea_obs(
+        "0719c636",
+        "38483-4",
+        "Creatinine",
+        json!(0.9390980444579311),
+        "mg/dL",
+    )]);
+    assert_eq!(
+        labs(&m, LabKind::Creatinine),
+        vec![0.939098],
+        "{}",
+        issues(&m)
+    );
 }
 
 #[test]
 fn creatinine_14682_9_in_mmol_per_l_converts_at_113_12_g_per_mol() {
-    let m = run(&[synthea_obs("c", "14682-9", "Creatinine [Moles/volume]", json!(0.15), "mmol/L")]);
+    let m = run(&[synthea_obs(
+        "c",
+        "14682-9",
+        "Creatinine [Moles/volume]",
+        json!(0.15),
+        "mmol/L",
+    )]);
     // 0.15 mmol/L × 113.12 g/mol = 16.968 mg/L = 1.6968 mg/dL.
-    assert_eq!(labs(&m, LabKind::Creatinine), vec![1.6968], "{}", issues(&m));
+    assert_eq!(
+        labs(&m, LabKind::Creatinine),
+        vec![1.6968],
+        "{}",
+        issues(&m)
+    );
 }
 
 // --- Units -------------------------------------------------------------------------
 
 #[test]
 fn hemoglobin_in_lowercase_g_dl_is_the_same_ucum_unit() {
-    let m = run(&[synthea_obs("h", "718-7", "Hemoglobin [Mass/volume] in Blood", json!(7.9), "g/dl")]);
+    let m = run(&[synthea_obs(
+        "h",
+        "718-7",
+        "Hemoglobin [Mass/volume] in Blood",
+        json!(7.9),
+        "g/dl",
+    )]);
     assert_eq!(labs(&m, LabKind::Hemoglobin), vec![7.9], "{}", issues(&m));
     assert!(!issues(&m).contains("unit"), "{}", issues(&m));
 }
 
 #[test]
 fn platelets_in_k_ul_are_read_as_10_3_per_ul_and_the_card_says_so() {
-    let m = run(&[synthea_obs("p", "777-3", "Platelets [#/volume] in Blood", json!(41), "K/uL")]);
+    let m = run(&[synthea_obs(
+        "p",
+        "777-3",
+        "Platelets [#/volume] in Blood",
+        json!(41),
+        "K/uL",
+    )]);
     assert_eq!(labs(&m, LabKind::Platelets), vec![41.0], "{}", issues(&m));
     assert!(
         m.issues
@@ -188,7 +239,13 @@ fn platelets_in_k_ul_are_read_as_10_3_per_ul_and_the_card_says_so() {
 
 #[test]
 fn a_temperature_in_an_unknown_spelling_stays_refused() {
-    let m = run(&[synthea_obs("k", "8310-5", "Body temperature", json!(311.5), "degK")]);
+    let m = run(&[synthea_obs(
+        "k",
+        "8310-5",
+        "Body temperature",
+        json!(311.5),
+        "degK",
+    )]);
     assert!(m.facts.temperatures.is_empty());
     assert!(issues(&m).contains("unknown unit 'degK'"), "{}", issues(&m));
 }
@@ -248,7 +305,11 @@ fn an_order_without_a_rate_counts_only_when_authored_within_the_window() {
     let old = norepinephrine_order("old", "2026-11-22T11:00:00Z", json!({"text": "titrate"}));
     let m = run(&[old]);
     assert!(pressors(&m).is_empty());
-    assert!(issues(&m).contains("not counted as running"), "{}", issues(&m));
+    assert!(
+        issues(&m).contains("not counted as running"),
+        "{}",
+        issues(&m)
+    );
 }
 
 // --- Medication identity -----------------------------------------------------------
@@ -291,7 +352,10 @@ fn a_medication_referenced_by_its_urn_uuid_full_url_is_found() {
 fn a_medication_referenced_by_an_absolute_url_is_found() {
     let m = run(&[
         ingredient_only_medication("m1"),
-        vaso_ma("a", json!({"reference": "https://fhir.example.org/r4/Medication/m1"})),
+        vaso_ma(
+            "a",
+            json!({"reference": "https://fhir.example.org/r4/Medication/m1"}),
+        ),
     ]);
     assert_eq!(pressors(&m), vec![Drug::Norepinephrine], "{}", issues(&m));
 }
@@ -309,8 +373,10 @@ fn an_unresolved_medication_reference_is_reported_not_dropped() {
     let m = run(&[vaso_ma("ma-9", json!({"reference": "Medication/absent"}))]);
     assert!(pressors(&m).is_empty());
     assert!(
-        m.issues.iter().any(|i| i.message
-            == "medication of MedicationAdministration/ma-9 could not be identified"),
+        m.issues
+            .iter()
+            .any(|i| i.message
+                == "medication of MedicationAdministration/ma-9 could not be identified"),
         "{}",
         issues(&m)
     );
@@ -385,10 +451,18 @@ fn oxygen_by_mask_as_a_procedure_in_progress_is_face_mask_evidence_now() {
 #[test]
 fn oxygen_by_nasal_cannula_and_oxygen_therapy_procedures_are_nasal_cannula_evidence() {
     let m = run(&[
-        oxygen_procedure("nc", "371907003", "completed",
-            json!({"performedPeriod": {"start": "2026-11-23T06:00:00Z", "end": "2026-11-23T10:00:00Z"}})),
-        oxygen_procedure("ot", "57485005", "completed",
-            json!({"performedDateTime": "2026-11-23T07:00:00Z"})),
+        oxygen_procedure(
+            "nc",
+            "371907003",
+            "completed",
+            json!({"performedPeriod": {"start": "2026-11-23T06:00:00Z", "end": "2026-11-23T10:00:00Z"}}),
+        ),
+        oxygen_procedure(
+            "ot",
+            "57485005",
+            "completed",
+            json!({"performedDateTime": "2026-11-23T07:00:00Z"}),
+        ),
     ]);
     assert_eq!(
         devices(&m),
@@ -407,7 +481,12 @@ fn a_site_concept_map_applies_to_procedure_codes() {
     let t = Terminology::embedded().with_concept_map(&cm.to_string());
     assert!(t.is_ok());
     let t = t.unwrap_or_else(|_| Terminology::embedded());
-    let mut p = oxygen_procedure("l", "x", "in-progress", json!({"performedDateTime": "2026-11-23T09:00:00Z"}));
+    let mut p = oxygen_procedure(
+        "l",
+        "x",
+        "in-progress",
+        json!({"performedDateTime": "2026-11-23T09:00:00Z"}),
+    );
     p["code"] = json!({"coding": [{"system": "urn:oid:1.2.840.114350.1.13.0.1.7.2.768282", "code": "O2-MASK"}]});
     let doc = synthea_bundle(&[infusion(), p]);
     let m = run_docs(std::slice::from_ref(&doc), Some(SYNTHEA_PATIENT), &t);
@@ -439,7 +518,11 @@ fn searchset(entries: Vec<Value>) -> String {
 #[test]
 fn an_epic_4101_warning_outcome_is_no_data_not_an_input_problem() {
     let infusion_doc = synthea_bundle(&[infusion()]);
-    for entry in [epic_4101(Some("outcome"), "warning"), epic_4101(None, "warning"), epic_4101(None, "information")] {
+    for entry in [
+        epic_4101(Some("outcome"), "warning"),
+        epic_4101(None, "warning"),
+        epic_4101(None, "information"),
+    ] {
         let m = run_docs(
             &[infusion_doc.clone(), searchset(vec![entry])],
             Some(SYNTHEA_PATIENT),
@@ -452,7 +535,10 @@ fn an_epic_4101_warning_outcome_is_no_data_not_an_input_problem() {
 #[test]
 fn an_error_outcome_is_still_an_input_problem_even_as_a_search_outcome() {
     let m = run_docs(
-        &[synthea_bundle(&[infusion()]), searchset(vec![epic_4101(Some("outcome"), "error")])],
+        &[
+            synthea_bundle(&[infusion()]),
+            searchset(vec![epic_4101(Some("outcome"), "error")]),
+        ],
         Some(SYNTHEA_PATIENT),
         &Terminology::embedded(),
     );
@@ -471,7 +557,12 @@ fn an_observation_about_another_patient_is_not_used_and_the_card_says_so() {
     other["subject"] = json!({"reference": "Patient/someone-else"});
     let own = synthea_obs("own-t", "8310-5", "Body temperature", json!(37.0), "Cel");
     let m = run(&[other, own]);
-    let t: Vec<f64> = m.facts.temperatures.iter().map(|t| t.value.value()).collect();
+    let t: Vec<f64> = m
+        .facts
+        .temperatures
+        .iter()
+        .map(|t| t.value.value())
+        .collect();
     assert_eq!(t, vec![37.0]);
     assert!(
         issues(&m).contains("1 resource(s) about another patient than context.patientId not used: Observation/other-t"),
@@ -485,8 +576,13 @@ fn an_infusion_of_another_patient_is_no_infusion() {
     let mut p = infusion();
     p["subject"] = json!({"reference": "https://ehr.example.org/fhir/Patient/12724066"});
     let doc = json!({"resourceType": "Bundle", "type": "searchset",
-        "entry": [{"resource": p}]}).to_string();
-    let m = run_docs(std::slice::from_ref(&doc), Some(SYNTHEA_PATIENT), &Terminology::embedded());
+        "entry": [{"resource": p}]})
+    .to_string();
+    let m = run_docs(
+        std::slice::from_ref(&doc),
+        Some(SYNTHEA_PATIENT),
+        &Terminology::embedded(),
+    );
     assert!(!m.has_infusion());
     // Without a patient id (a file given to the CLI) nothing is checked.
     assert!(run_docs(&[doc], None, &Terminology::embedded()).has_infusion());
@@ -497,8 +593,14 @@ fn subject_references_resolve_through_full_urls_and_absolute_urls() {
     let full = HashMap::from([("urn:uuid:abc", "Patient/p1")]);
     assert_eq!(referenced_patient("urn:uuid:abc", &full), Some("p1"));
     assert_eq!(referenced_patient("urn:uuid:zzz", &full), Some("zzz"));
-    assert_eq!(referenced_patient("Patient/p2/_history/3", &full), Some("p2"));
-    assert_eq!(referenced_patient("https://x.org/fhir/Patient/p3", &full), Some("p3"));
+    assert_eq!(
+        referenced_patient("Patient/p2/_history/3", &full),
+        Some("p2")
+    );
+    assert_eq!(
+        referenced_patient("https://x.org/fhir/Patient/p3", &full),
+        Some("p3")
+    );
     assert_eq!(referenced_patient("Group/g1", &full), None);
     assert_eq!(referenced_patient("RelatedPatient/p4", &full), None);
 }
@@ -521,5 +623,89 @@ fn a_batch_response_of_searchsets_is_read_one_level_deep() {
     let m = run_docs(&[outer], Some(SYNTHEA_PATIENT), &Terminology::embedded());
     assert!(m.has_infusion(), "{}", issues(&m));
     assert_eq!(m.facts.temperatures.len(), 1);
-    assert!(issues(&m).contains("nested more than one level deep"), "{}", issues(&m));
+    assert!(
+        issues(&m).contains("nested more than one level deep"),
+        "{}",
+        issues(&m)
+    );
+}
+
+// --- Triage prefilter --------------------------------------------------------------
+
+fn found_with_and_without_prefilter(resource: &str) -> (bool, bool, bool) {
+    let doc = format!(
+        r#"{{"resourceType":"Bundle","type":"searchset","entry":[{{"resource":{resource}}}]}}"#
+    );
+    let on = run_docs(std::slice::from_ref(&doc), None, &Terminology::embedded());
+    let off = run_docs(&[doc], None, &Terminology::embedded().without_prefilter());
+    (on.has_infusion(), off.has_infusion(), on.prefiltered)
+}
+
+fn procedure_text(code_json: &str) -> String {
+    format!(
+        r#"{{"resourceType":"Procedure","id":"p","status":"completed","code":{code_json},"subject":{{"reference":"Patient/x"}},"performedDateTime":"2026-11-20T09:00:00Z"}}"#
+    )
+}
+
+#[test]
+fn a_code_written_with_a_json_escape_still_reaches_the_full_triage() {
+    let p = procedure_text(
+        r#"{"coding":[{"system":"http://www.ama-assn.org/go/cpt","code":"3822\u0038"}]}"#,
+    );
+    assert_eq!(found_with_and_without_prefilter(&p), (true, true, false));
+}
+
+#[test]
+fn a_product_name_with_a_kelvin_sign_or_dotted_capital_i_still_reaches_the_full_triage() {
+    // U+212A KELVIN SIGN lowercases to 'k': "\u{212A}YMRIAH" is "kymriah" to the triage.
+    let p = procedure_text("{\"text\":\"\u{212A}YMRIAH infusion\"}");
+    assert_eq!(found_with_and_without_prefilter(&p), (true, true, false));
+    let p = procedure_text("{\"text\":\"BREYANZ\u{130} infusion\"}");
+    let (on, off, _) = found_with_and_without_prefilter(&p);
+    assert_eq!(on, off);
+}
+
+#[test]
+fn an_ndc_in_any_format_reaches_the_full_triage() {
+    for code in ["00078-0846-15", "00078084615", "78-846"] {
+        let ma = format!(
+            r#"{{"resourceType":"MedicationAdministration","id":"m","status":"completed","medicationCodeableConcept":{{"coding":[{{"system":"http://hl7.org/fhir/sid/ndc","code":"{code}"}}]}},"subject":{{"reference":"Patient/x"}},"effectiveDateTime":"2026-11-20T09:00:00Z"}}"#
+        );
+        assert_eq!(
+            found_with_and_without_prefilter(&ma),
+            (true, true, false),
+            "{code}"
+        );
+    }
+}
+
+#[test]
+fn a_real_synthea_patient_without_car_t_is_answered_by_the_prefilter() {
+    // The Synthea epinephrine-auto-injector MedicationRequest and a BP panel.
+    let doc = synthea_bundle(&[
+        json!({"resourceType": "MedicationRequest", "id": "97841e2a",
+        "status": "active", "intent": "order",
+        "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": "1870230"}]},
+        "subject": subject(), "authoredOn": "2019-09-30T03:19:07+00:00",
+        "dosageInstruction": [{"sequence": 1, "asNeededBoolean": true}]}),
+    ]);
+    let m = run_docs(&[doc], Some(SYNTHEA_PATIENT), &Terminology::embedded());
+    assert!(m.prefiltered);
+    assert!(!m.has_infusion());
+    assert_eq!(m.typed_parses, 0);
+}
+
+#[test]
+fn a_site_local_code_mapped_to_the_infusion_joins_the_prefilter() {
+    let cm = json!({"resourceType": "ConceptMap", "status": "active", "group": [{
+        "source": "urn:site", "target": "http://www.ama-assn.org/go/cpt",
+        "element": [{"code": "LOCAL-CART", "target": [{"code": "38228", "equivalence": "equivalent"}]}]}]});
+    let t = Terminology::embedded().with_concept_map(&cm.to_string());
+    assert!(t.is_ok());
+    let t = t.unwrap_or_else(|_| Terminology::embedded());
+    let p = procedure_text(r#"{"coding":[{"system":"urn:site","code":"LOCAL-CART"}]}"#);
+    let doc = format!(r#"{{"resourceType":"Bundle","entry":[{{"resource":{p}}}]}}"#);
+    let m = run_docs(std::slice::from_ref(&doc), None, &t);
+    assert!(m.has_infusion() && !m.prefiltered);
+    assert!(!run_docs(&[doc], None, &Terminology::embedded()).has_infusion());
 }

@@ -170,9 +170,10 @@ pub(crate) struct Spelling {
 /// litre atom (`l`, `dl`, `ml`, `ul`, `nl`, `cl`) written as UCUM's `L` (`g/dl` → `g/dL`).
 pub(crate) fn spelling(unit: &str) -> Spelling {
     let unit = unit.trim();
-    if let Some((alias, ucum)) = ALIASES.iter().find(|(a, _)| {
-        a.len() == unit.len() && a.to_lowercase() == unit.to_lowercase()
-    }) {
+    if let Some((alias, ucum)) = ALIASES
+        .iter()
+        .find(|(a, _)| a.len() == unit.len() && a.to_lowercase() == unit.to_lowercase())
+    {
         return Spelling {
             ucum: (*ucum).to_string(),
             alias: Some(alias),
@@ -305,10 +306,18 @@ mod tests {
         assert_eq!(convert("220", Some("lbs"), Measure::Weight), Ok(99.790321));
         assert_eq!(convert("220", Some("lb"), Measure::Weight), Ok(99.790321));
         for f in ["degF", "deg F", "°F", "DegF"] {
-            assert_eq!(convert("100.4", Some(f), Measure::Temperature), Ok(38.0), "{f}");
+            assert_eq!(
+                convert("100.4", Some(f), Measure::Temperature),
+                Ok(38.0),
+                "{f}"
+            );
         }
         for c in ["degC", "deg C", "°C", "DegC"] {
-            assert_eq!(convert("38.3", Some(c), Measure::Temperature), Ok(38.3), "{c}");
+            assert_eq!(
+                convert("38.3", Some(c), Measure::Temperature),
+                Ok(38.3),
+                "{c}"
+            );
         }
         assert_eq!(convert("88", Some("mmHg"), Measure::Pressure), Ok(88.0));
     }
