@@ -224,6 +224,32 @@ def derive(bundle):
     }
 
 
+README = """# Real-world corpus (issue 9)
+
+Public FHIR R4 patient Bundles, trimmed, replayed by `tests/realworld.rs` (module `realworld`
+of the one integration binary): each patient once as sent (it must give no CAR-T infusion:
+patient-view answers no cards) and, when `expected/<name>.json` has an `infusionAt`, once
+with an added CAR-T infusion Procedure (CPT 38228) graded at `at`, compared by subset
+(`crsGrade`, `icansGrade`, `flags`, `missing`) with the expected file. The same files feed the
+prefilter property tests and the triage benchmark (`synthea-0a22e990-large`, 237 KB).
+
+- `patients/`: the Bundles. Only Patient, Observation, MedicationRequest,
+  MedicationAdministration, Medication and Procedure entries are kept, unchanged, those of the
+  four days before the latest temperature first, then the latest others, up to 40 KB (two
+  Synthea patients up to 237 KB). Synthetic patients only (Synthea, Inferno): no real data.
+- `expected/`: derived from RULES.md by `make_corpus.py` (`derive`, see its docstring and each
+  file's `why`), never from the service's output. There is no way to rewrite them from the
+  service; if one fails, decide from RULES.md which side is wrong.
+- Sources: Synthea patients of smart-on-fhir/generated-sample-data `R4/SYNTHEA` (every 20th by
+  size, plus Alexis Toy, one of the 57 with an as-needed epinephrine auto-injector), and the US
+  Core test patients of inferno-framework/inferno-reference-server-data `resources/` (patient 85
+  has Synthea's COVID-19 "Oxygen administration by mask" Procedures, SNOMED 371908008, from 1977:
+  outside the window). Regenerate with
+  `python3 tests/realworld/make_corpus.py <generated-sample-data checkout> <inferno-reference-server-data checkout>`.
+
+"""
+
+
 def main():
     synthea, inferno = sys.argv[1], sys.argv[2]
     sources = []
@@ -276,7 +302,8 @@ def main():
             json.dump(expected, f, indent=1, ensure_ascii=False)
             f.write("\n")
         readme_rows.append(f"| `{name}` | {repo_name} `{path}` | {len(trimmed['entry'])} | {status} |")
-    with open(os.path.join(HERE, "SOURCES.md"), "w") as f:
+    with open(os.path.join(HERE, "README.md"), "w") as f:
+        f.write(README)
         f.write("| file | source (repository, path) | entries kept | CAR-T variant |\n|---|---|---|---|\n")
         f.write("\n".join(readme_rows) + "\n")
 
