@@ -358,7 +358,8 @@ pub fn grade(
         origin: "draftOrders",
         json: j,
     });
-    let mapped = adapter::map_documents_within(
+    let mapped = adapter::map_documents_for_patient(
+        value.pointer("/context/patientId").and_then(Value::as_str),
         &documents,
         draft_doc,
         &selections,

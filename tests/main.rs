@@ -13,6 +13,7 @@ mod hostile;
 mod logging;
 mod manifests;
 mod properties;
+mod realworld;
 mod service;
 mod suggestions;
 mod tidy;

@@ -9,11 +9,11 @@ use fhir_r4::resources::{
     ObservationComponentValue, ObservationEffective, ObservationValue, Procedure,
     ProcedurePerformed,
 };
-use fhir_r4::types::{CodeableConcept, DateTime, Period, Quantity};
+use fhir_r4::types::{CodeableConcept, DateTime, Dosage, DosageAsNeeded, Period, Quantity};
 
 use super::terminology::{CodingRef, Concept, Sets};
 use super::time::{age_years, parse_time};
-use super::units::{Measure, convert};
+use super::units::{Measure, convert, spelling};
 use super::{AdapterIssue, Item, Terminology};
 use crate::domain::{
     CapdScore, CarTProduct, Celsius, CerebralEdema, ClinicalFinding, Consciousness, DataError,
@@ -38,6 +38,9 @@ pub(super) struct Context<'t> {
     pub orders: Vec<DoseOrder>,
     pub issues: Vec<AdapterIssue>,
     pub typed_parses: usize,
+    /// The grading window in hours (a vasopressor order authored before it is not
+    /// running unless it is an infusion).
+    pub window_hours: f64,
     /// ICE items recorded as separate Observations, grouped by effective time.
     ice_items: BTreeMap<Timestamp, ([Option<i64>; 5], String)>,
 }
@@ -146,6 +149,7 @@ impl<'t> Context<'t> {
             orders: Vec::new(),
             issues: Vec::new(),
             typed_parses: 0,
+            window_hours: crate::domain::MAX_WINDOW_HOURS,
             ice_items: BTreeMap::new(),
         }
     }
@@ -201,7 +205,20 @@ impl<'t> Context<'t> {
             return None;
         }
         match convert(value, unit, measure) {
-            Ok(v) => Some(v),
+            Ok(v) => {
+                // A non-UCUM spelling read through the alias table is said on the card
+                // (FHIR-INPUTS.md "Real-world encodings", "Units").
+                if let Some(sent) = unit
+                    && let read = spelling(sent)
+                    && read.alias.is_some()
+                {
+                    self.issue(
+                        item,
+                        format!("unit '{}' read as {}", sent.trim(), read.ucum),
+                    );
+                }
+                Some(v)
+            }
             Err(message) => {
                 self.issue(item, message);
                 None
@@ -656,9 +673,12 @@ impl<'t> Context<'t> {
         }
     }
 
-    /// An active MedicationRequest for a vasopressor or a sedative (a continuous
-    /// infusion): running from `authoredOn`. A PRN order is not a running infusion
-    /// (RULES.md §7 S11).
+    /// An active MedicationRequest for a vasopressor or a sedative: running from
+    /// `authoredOn` only when it is not as-needed and is an infusion (a
+    /// `doseAndRate.rate[x]`, or route IV with a continuous timing) or was authored within
+    /// the grading window (FHIR-INPUTS.md "Real-world encodings", "Running vasopressor";
+    /// RULES.md §7 S4, S11). An epinephrine auto-injector on the medication list is not
+    /// shock.
     pub fn request(&mut self, item: &Item<'_>, drug: Drug) {
         if !matches!(
             drug.class(),
@@ -669,42 +689,82 @@ impl<'t> Context<'t> {
         let Some(Resource::MedicationRequest(r)) = self.parse(item) else {
             return;
         };
-        let prn = r.dosage_instruction.iter().any(|d| {
-            matches!(
-                &d.as_needed,
-                Some(fhir_r4::types::DosageAsNeeded::Boolean(b)) if b.value == Some(true)
-            ) || matches!(
-                &d.as_needed,
-                Some(fhir_r4::types::DosageAsNeeded::CodeableConcept(_))
-            )
-        });
-        if prn {
+        if r.dosage_instruction.iter().any(as_needed) {
             return;
         }
-        match r
+        let Some(start) = r
             .authored_on
             .as_ref()
             .and_then(|a| a.value.as_deref())
             .and_then(parse_time)
-        {
-            Some(start) => {
-                let exposure = DrugExposure {
-                    drug,
-                    start,
-                    end: None,
-                    source: Source(item.reference.clone()),
-                };
-                if drug.class() == DrugClass::Sedative {
-                    self.facts.sedatives.push(exposure);
-                } else {
-                    self.facts.vasoactive.push(exposure);
-                }
-            }
-            None => self.issue(
+        else {
+            self.issue(
                 item,
-                "active vasopressor order without authoredOn: not used",
-            ),
+                "active vasopressor or sedative order without authoredOn: not used",
+            );
+            return;
+        };
+        let infusion = r.dosage_instruction.iter().any(is_infusion);
+        let recent = start > self.now.minus_hours(self.window_hours);
+        if !infusion && !recent {
+            self.issue(
+                item,
+                "active vasopressor or sedative order authored before the grading window and not an infusion: not counted as running",
+            );
+            return;
         }
+        let exposure = DrugExposure {
+            drug,
+            start,
+            end: None,
+            source: Source(item.reference.clone()),
+        };
+        if drug.class() == DrugClass::Sedative {
+            self.facts.sedatives.push(exposure);
+        } else {
+            self.facts.vasoactive.push(exposure);
+        }
+    }
+
+    /// An oxygen-delivery Procedure (SNOMED CT by mask, by nasal cannula, oxygen
+    /// therapy) in progress or performed in the window: device evidence with the same
+    /// grades as a device Observation (FHIR-INPUTS.md "Real-world encodings", "Oxygen by
+    /// Procedure"). Still running (in progress or an open period) counts at `now`.
+    pub fn oxygen_procedure(&mut self, item: &Item<'_>, key: &str) {
+        let device = match key {
+            // Oxygen therapy without a device is low-flow oxygen at least: read as a
+            // nasal cannula, graded by its flow when one is recorded (RULES.md D).
+            "supplemental-oxygen" => Some(OxygenDevice::NasalCannula),
+            other => OxygenDevice::from_key(other),
+        };
+        let Some(device) = device else {
+            return;
+        };
+        let Some(Resource::Procedure(p)) = self.parse(item) else {
+            return;
+        };
+        let Some((start, end)) = procedure_period(&p) else {
+            self.issue(
+                item,
+                "oxygen procedure without a usable performed time: not used",
+            );
+            return;
+        };
+        let at = match end {
+            _ if item.status() == "in-progress" => self.now,
+            Some(None) => self.now,
+            Some(Some(end)) => end.min(self.now),
+            None => start,
+        };
+        if key == "supplemental-oxygen" {
+            self.issue(
+                item,
+                "oxygen therapy without a device type: read as low-flow oxygen (nasal cannula)",
+            );
+        }
+        self.facts
+            .oxygen_devices
+            .push(Fact::new(device, at, item.reference.clone()));
     }
 
     pub fn ventilation(&mut self, item: &Item<'_>, key: &str) {
@@ -819,6 +879,44 @@ impl<'t> Context<'t> {
             Err(message) => unreadable(self, message),
         }
     }
+}
+
+/// Whether a dosage is as-needed (`asNeededBoolean` true or `asNeededCodeableConcept`).
+fn as_needed(d: &Dosage) -> bool {
+    match &d.as_needed {
+        Some(DosageAsNeeded::Boolean(b)) => b.value == Some(true),
+        Some(DosageAsNeeded::CodeableConcept(_)) => true,
+        _ => false,
+    }
+}
+
+/// Whether a dosage is an infusion: a rate, or route intravenous with a continuous
+/// timing.
+fn is_infusion(d: &Dosage) -> bool {
+    if d.dose_and_rate.iter().any(|dr| dr.rate.is_some()) {
+        return true;
+    }
+    let words = |cc: &CodeableConcept| {
+        let v = cc_view(cc);
+        v.text
+            .into_iter()
+            .chain(v.codings.iter().filter_map(|c| c.display))
+            .chain(v.codings.iter().filter_map(|c| c.code))
+            .map(str::to_lowercase)
+            .collect::<Vec<_>>()
+    };
+    // SNOMED CT 47625008 "Intravenous route".
+    let iv = d.route.as_deref().is_some_and(|r| {
+        words(r)
+            .iter()
+            .any(|w| w == "47625008" || w == "iv" || w.contains("intravenous"))
+    });
+    let continuous = d
+        .timing
+        .as_deref()
+        .and_then(|t| t.code.as_deref())
+        .is_some_and(|c| words(c).iter().any(|w| w.contains("continuous")));
+    iv && continuous
 }
 
 /// Start and end of a MedicationAdministration; end `None` = an open period.

@@ -20,11 +20,15 @@
 
 mod map;
 #[doc(hidden)]
+pub mod prefilter;
+#[doc(hidden)]
 pub mod synth;
 mod terminology;
 mod time;
 mod units;
 
+#[cfg(test)]
+mod realworld_tests;
 #[cfg(test)]
 mod tests;
 
@@ -76,6 +80,9 @@ pub struct Mapped {
     /// Observations skipped before typed parsing because they are older than the
     /// window their concept is graded over.
     pub outside_window: usize,
+    /// Whether the byte-level prefilter found no CAR-T infusion candidate, so the
+    /// documents were not read at all (no issues are reported then: no cards follow).
+    pub prefiltered: bool,
 }
 
 impl Mapped {
@@ -101,6 +108,28 @@ struct TopJson<'a> {
 struct EntryJson<'a> {
     #[serde(borrow, default)]
     resource: Option<&'a RawValue>,
+    #[serde(rename = "fullUrl")]
+    full_url: Option<String>,
+    search: Option<SearchJson>,
+}
+
+#[derive(Deserialize)]
+struct SearchJson {
+    mode: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct OutcomeIssueJson {
+    severity: Option<String>,
+}
+
+/// An ingredient of a Medication: `itemCodeableConcept` or `itemReference`.
+#[derive(Deserialize, Default, Clone)]
+struct IngredientJson {
+    #[serde(rename = "itemCodeableConcept")]
+    item_cc: Option<CcJson>,
+    #[serde(rename = "itemReference")]
+    item_ref: Option<RefJson>,
 }
 
 #[derive(Deserialize, Default)]
@@ -116,6 +145,15 @@ struct TriageJson {
     medication_ref: Option<RefJson>,
     #[serde(default)]
     contained: Vec<ContainedJson>,
+    /// A Medication's ingredients.
+    #[serde(default)]
+    ingredient: Vec<IngredientJson>,
+    /// Whom the resource is about.
+    subject: Option<RefJson>,
+    patient: Option<RefJson>,
+    /// An OperationOutcome's issues.
+    #[serde(default)]
+    issue: Vec<OutcomeIssueJson>,
     #[serde(rename = "effectiveDateTime")]
     effective_date_time: Option<String>,
     #[serde(rename = "effectivePeriod")]
@@ -156,7 +194,7 @@ struct CodingJson {
     display: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default, Clone)]
 struct RefJson {
     reference: Option<String>,
     display: Option<String>,
@@ -168,6 +206,15 @@ struct ContainedJson {
     resource_type: Option<String>,
     id: Option<String>,
     code: Option<CcJson>,
+    #[serde(default)]
+    ingredient: Vec<IngredientJson>,
+}
+
+/// What a Medication resource says about the drug: its code, then its ingredients.
+#[derive(Clone, Default)]
+struct MedicationJson {
+    code: Option<CcJson>,
+    ingredient: Vec<IngredientJson>,
 }
 
 impl CcJson {
@@ -194,6 +241,8 @@ struct Item<'a> {
     triage: TriageJson,
     /// `resourceType/id`.
     reference: String,
+    /// The Bundle entry's `fullUrl` (`urn:uuid:…` or an absolute URL), when given.
+    full_url: Option<String>,
 }
 
 impl Item<'_> {
@@ -229,6 +278,9 @@ struct MedicationKind {
     product: Option<CarTProduct>,
     /// Named a CAR-T product (even if not one of the seven by key).
     cart: bool,
+    /// A `medicationReference` that could not be resolved and whose display names no
+    /// known drug.
+    unidentified: bool,
 }
 
 struct Collector<'a> {
@@ -272,27 +324,49 @@ impl<'a> Collector<'a> {
             }
         };
         if top.resource_type.as_deref() == Some("Bundle") {
-            for (i, entry) in top.entry.unwrap_or_default().into_iter().enumerate() {
-                match serde_json::from_str::<EntryJson<'a>>(entry.get()) {
-                    Ok(EntryJson {
-                        resource: Some(raw),
-                    }) => self.add(doc.origin, raw, draft, i),
-                    Ok(EntryJson { resource: None }) => {}
-                    Err(_) => self.issue(
-                        doc.origin,
-                        format!("Bundle entry {i} is not an object: ignored"),
-                    ),
-                }
-            }
+            self.entries(doc.origin, top, draft, 0);
         } else {
             match serde_json::from_str::<&'a RawValue>(doc.json) {
-                Ok(raw) => self.add(doc.origin, raw, draft, 0),
+                Ok(raw) => self.add(doc.origin, raw, draft, 0, None, false, 0),
                 Err(e) => self.issue(doc.origin, format!("not a FHIR JSON resource: {e}")),
             }
         }
     }
 
-    fn add(&mut self, origin: &'a str, raw: &'a RawValue, draft: bool, index: usize) {
+    /// The entries of a Bundle at nesting `depth` (0: a document; 1: a Bundle inside
+    /// one, e.g. a `batch-response` of searchsets, read one level deep: FHIR-INPUTS.md
+    /// "Real-world encodings", "Nested Bundles").
+    fn entries(&mut self, origin: &'a str, top: TopJson<'a>, draft: bool, depth: usize) {
+        for (i, entry) in top.entry.unwrap_or_default().into_iter().enumerate() {
+            match serde_json::from_str::<EntryJson<'a>>(entry.get()) {
+                Ok(EntryJson {
+                    resource: Some(raw),
+                    full_url,
+                    search,
+                }) => {
+                    let outcome_mode = search.and_then(|s| s.mode).as_deref() == Some("outcome");
+                    self.add(origin, raw, draft, i, full_url, outcome_mode, depth);
+                }
+                Ok(EntryJson { resource: None, .. }) => {}
+                Err(_) => self.issue(
+                    origin,
+                    format!("Bundle entry {i} is not an object: ignored"),
+                ),
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn add(
+        &mut self,
+        origin: &'a str,
+        raw: &'a RawValue,
+        draft: bool,
+        index: usize,
+        full_url: Option<String>,
+        outcome_mode: bool,
+        depth: usize,
+    ) {
         let triage: TriageJson = match serde_json::from_str(raw.get()) {
             Ok(t) => t,
             Err(e) => {
@@ -314,11 +388,31 @@ impl<'a> Collector<'a> {
             Some(id) => format!("{kind}/{id}"),
             None => format!("{kind}/(entry {index}, no id)"),
         };
+        if kind == "Bundle" {
+            if depth > 0 {
+                self.issue(
+                    format!("{origin}: {reference}"),
+                    "a Bundle nested more than one level deep: not read",
+                );
+                return;
+            }
+            match serde_json::from_str::<TopJson<'a>>(raw.get()) {
+                Ok(top) => self.entries(origin, top, draft, depth + 1),
+                Err(e) => self.issue(
+                    format!("{origin}: {reference}"),
+                    format!("not a readable Bundle: {e}"),
+                ),
+            }
+            return;
+        }
         if kind == "OperationOutcome" {
-            self.issue(
-                format!("{origin}: {reference}"),
-                "the server returned an OperationOutcome instead of data",
-            );
+            if outcome_is_problem(&triage.issue, outcome_mode) {
+                self.issue(
+                    format!("{origin}: {reference}"),
+                    "the server returned an OperationOutcome instead of data",
+                );
+            }
+            // Otherwise an empty search ("no results", Epic 4101): no data, no problem.
             return;
         }
         if triage.id.is_some() && !self.seen.insert(reference.clone()) {
@@ -335,50 +429,231 @@ impl<'a> Collector<'a> {
             raw,
             triage,
             reference,
+            full_url,
         });
+    }
+
+    /// Drops the resources about another patient than `patient_id` (FHIR-INPUTS.md
+    /// "Real-world encodings", "Subject"), with one issue per document naming them.
+    fn keep_patient(&mut self, patient_id: &str) {
+        let full_urls: HashMap<&str, &str> = self
+            .items
+            .iter()
+            .filter_map(|i| Some((i.full_url.as_deref()?, i.reference.as_str())))
+            .collect();
+        let mut dropped: Vec<(&'a str, String)> = Vec::new();
+        let mut keep = Vec::with_capacity(self.items.len());
+        for item in &self.items {
+            let other = if item.kind() == "Patient" {
+                item.triage.id.as_deref().is_some_and(|id| id != patient_id)
+            } else {
+                item.triage
+                    .subject
+                    .as_ref()
+                    .or(item.triage.patient.as_ref())
+                    .and_then(|r| r.reference.as_deref())
+                    .and_then(|r| referenced_patient(r, &full_urls))
+                    .is_some_and(|id| id != patient_id)
+            };
+            if other {
+                dropped.push((item.origin, item.reference.clone()));
+            }
+            keep.push(!other);
+        }
+        if dropped.is_empty() {
+            return;
+        }
+        let mut keep = keep.into_iter();
+        self.items.retain(|_| keep.next().unwrap_or(true));
+        let mut origins: Vec<&str> = dropped.iter().map(|(o, _)| *o).collect();
+        origins.dedup();
+        for origin in origins {
+            let refs: Vec<&str> = dropped
+                .iter()
+                .filter(|(o, _)| *o == origin)
+                .map(|(_, r)| r.as_str())
+                .collect();
+            let shown = refs.iter().take(5).copied().collect::<Vec<_>>().join(", ");
+            let more = if refs.len() > 5 { ", …" } else { "" };
+            self.issue(
+                origin,
+                format!(
+                    "{} resource(s) about another patient than context.patientId not used: {shown}{more}",
+                    refs.len()
+                ),
+            );
+        }
     }
 }
 
-/// Resolves what the medication of a MedicationAdministration / MedicationRequest is:
+/// Whether an OperationOutcome entry is an input problem: any `error`/`fatal` issue,
+/// or no issue at all outside a search `outcome` entry. Only `information`/`warning`
+/// issues (Epic's 4101 "no results"), or an outcome entry of a search, mean "no data"
+/// (FHIR-INPUTS.md "Real-world encodings", "Empty searches").
+fn outcome_is_problem(issues: &[OutcomeIssueJson], outcome_mode: bool) -> bool {
+    let serious = issues
+        .iter()
+        .any(|i| !matches!(i.severity.as_deref(), Some("information" | "warning")));
+    serious || (issues.is_empty() && !outcome_mode)
+}
+
+/// The patient id a `subject`/`patient` reference names: `Patient/x`, an absolute
+/// `…/Patient/x`, `Patient/x/_history/n`, or a `urn:uuid:` fullUrl of a Patient entry
+/// (else the uuid itself, as Synthea's Patient ids are their uuids). `None` when the
+/// reference names something else than a Patient (a Group, a Location).
+fn referenced_patient<'r>(
+    reference: &'r str,
+    full_urls: &HashMap<&str, &'r str>,
+) -> Option<&'r str> {
+    let reference = match full_urls.get(reference) {
+        Some(r) => *r,
+        None if reference.starts_with("urn:uuid:") => return reference.get(9..),
+        None => reference,
+    };
+    let pos = reference.rfind("Patient/")?;
+    let after = reference.get(pos + 8..)?;
+    let before_ok = pos == 0 || reference.get(..pos).is_some_and(|b| b.ends_with('/'));
+    before_ok.then(|| after.split('/').next().unwrap_or(after))
+}
+
+/// The `Medication/id` a reference names (relative, absolute or with `_history`).
+fn medication_key(reference: &str) -> Option<String> {
+    let pos = reference.rfind("Medication/")?;
+    let before_ok = pos == 0 || reference.get(..pos).is_some_and(|b| b.ends_with('/'));
+    let id = reference.get(pos + 11..)?.split('/').next()?;
+    (before_ok && !id.is_empty()).then(|| format!("Medication/{id}"))
+}
+
+/// The Medications of the documents, by `Medication/id` and by entry `fullUrl`.
+fn medication_index(items: &[Item<'_>]) -> HashMap<String, MedicationJson> {
+    let mut out = HashMap::new();
+    for i in items.iter().filter(|i| i.kind() == "Medication") {
+        let m = MedicationJson {
+            code: i.triage.code.clone(),
+            ingredient: i.triage.ingredient.clone(),
+        };
+        if let Some(url) = &i.full_url {
+            out.entry(url.clone()).or_insert_with(|| m.clone());
+        }
+        out.entry(i.reference.clone()).or_insert(m);
+    }
+    out
+}
+
+/// Finds the Medication a reference names among `medications`.
+fn find_medication<'m>(
+    reference: &str,
+    medications: &'m HashMap<String, MedicationJson>,
+) -> Option<&'m MedicationJson> {
+    medications
+        .get(reference)
+        .or_else(|| medication_key(reference).and_then(|k| medications.get(&k)))
+}
+
+/// Resolves what the medication of a MedicationAdministration / MedicationRequest is
+/// (FHIR-INPUTS.md "Real-world encodings", "Medication identity"):
 /// `medicationCodeableConcept`, or `medicationReference` to a contained Medication
-/// (`#id`) or to a Medication in any of the documents (`Medication/id`).
+/// (`#id`) or to a Medication in any of the documents (`Medication/id`, an absolute URL
+/// or a `urn:uuid:` fullUrl), or the reference's `display`; inside the Medication by
+/// `code`, then by `ingredient[].itemCodeableConcept` (or an ingredient reference).
 fn medication_kind(
     item: &Item<'_>,
-    medications: &HashMap<String, CcJson>,
+    medications: &HashMap<String, MedicationJson>,
     terminology: &Terminology,
 ) -> MedicationKind {
     let t = &item.triage;
-    let code: Option<&CcJson> = if let Some(cc) = &t.medication_cc {
-        Some(cc)
-    } else if let Some(r) = &t.medication_ref {
-        match r.reference.as_deref() {
-            Some(local) if local.starts_with('#') => t
+    if let Some(cc) = &t.medication_cc {
+        return classify(&cc.view(), terminology);
+    }
+    let Some(r) = &t.medication_ref else {
+        return MedicationKind::default();
+    };
+    let contained;
+    let medication: Option<&MedicationJson> = match r.reference.as_deref() {
+        Some(local) if local.starts_with('#') => {
+            contained = t
                 .contained
                 .iter()
                 .find(|c| {
                     c.resource_type.as_deref() == Some("Medication")
                         && c.id.as_deref() == local.get(1..)
                 })
-                .and_then(|c| c.code.as_ref()),
-            Some(reference) => reference
-                .find("Medication/")
-                .and_then(|pos| reference.get(pos..))
-                .and_then(|key| medications.get(key)),
-            None => None,
+                .map(|c| MedicationJson {
+                    code: c.code.clone(),
+                    ingredient: c.ingredient.clone(),
+                });
+            contained.as_ref()
         }
-    } else {
-        None
+        Some(reference) => find_medication(reference, medications),
+        None => None,
     };
-    let mut concept = code.map(CcJson::view).unwrap_or_default();
+    let mut kind = medication
+        .map(|m| medication_resource_kind(m, medications, terminology))
+        .unwrap_or_default();
     // A reference's display ("Norepinephrine 4 mg in 250 mL") is text about the drug.
-    if let Some(display) = t.medication_ref.as_ref().and_then(|r| r.display.as_deref()) {
-        concept.codings.push(CodingRef {
+    if kind.drug.is_none()
+        && !kind.cart
+        && let Some(display) = r.display.as_deref()
+    {
+        kind = classify(&text_concept(display), terminology);
+    }
+    kind.unidentified =
+        medication.is_none() && kind.drug.is_none() && !kind.cart && r.reference.is_some();
+    kind
+}
+
+fn text_concept(text: &str) -> Concept<'_> {
+    Concept {
+        codings: vec![CodingRef {
             system: None,
             code: None,
-            display: Some(display),
-        });
+            display: Some(text),
+        }],
+        text: None,
     }
-    classify(&concept, terminology)
+}
+
+/// A Medication resource: its `code`, else the first ingredient that names a drug (by
+/// `itemCodeableConcept`, or `itemReference` to another Medication or its display).
+fn medication_resource_kind(
+    m: &MedicationJson,
+    medications: &HashMap<String, MedicationJson>,
+    terminology: &Terminology,
+) -> MedicationKind {
+    let named = |k: &MedicationKind| k.drug.is_some() || k.cart;
+    if let Some(code) = &m.code {
+        let k = classify(&code.view(), terminology);
+        if named(&k) {
+            return k;
+        }
+    }
+    for ingredient in &m.ingredient {
+        let k = if let Some(cc) = &ingredient.item_cc {
+            classify(&cc.view(), terminology)
+        } else if let Some(r) = &ingredient.item_ref {
+            let by_code = r
+                .reference
+                .as_deref()
+                .and_then(|x| find_medication(x, medications))
+                .and_then(|inner| inner.code.as_ref())
+                .map(|c| classify(&c.view(), terminology))
+                .unwrap_or_default();
+            if named(&by_code) {
+                by_code
+            } else {
+                r.display
+                    .as_deref()
+                    .map(|d| classify(&text_concept(d), terminology))
+                    .unwrap_or_default()
+            }
+        } else {
+            MedicationKind::default()
+        };
+        if named(&k) {
+            return k;
+        }
+    }
+    MedicationKind::default()
 }
 
 fn classify(concept: &Concept<'_>, terminology: &Terminology) -> MedicationKind {
@@ -389,6 +664,7 @@ fn classify(concept: &Concept<'_>, terminology: &Terminology) -> MedicationKind 
             .and_then(Drug::from_key),
         product: product_key.and_then(CarTProduct::from_key),
         cart: product_key.is_some(),
+        unidentified: false,
     }
 }
 
@@ -442,18 +718,52 @@ pub fn map_documents_within(
     terminology: &Terminology,
     window_hours: f64,
 ) -> Mapped {
+    map_documents_for_patient(
+        None,
+        documents,
+        draft_orders,
+        selections,
+        now,
+        terminology,
+        window_hours,
+    )
+}
+
+/// As [`map_documents_within`], for the patient `patient_id` (`context.patientId`):
+/// a resource whose `subject`/`patient` names another patient is not used, and an
+/// issue says so (FHIR-INPUTS.md "Real-world encodings", "Subject"). `None` checks
+/// nothing (a file given to the CLI without a request).
+///
+/// Before any JSON parsing, the byte-level [`prefilter`] looks for the infusion's codes
+/// and product names; when no document holds one, the documents are not read at all
+/// and the result has no infusion (`prefiltered`).
+pub fn map_documents_for_patient(
+    patient_id: Option<&str>,
+    documents: &[Document<'_>],
+    draft_orders: Option<Document<'_>>,
+    selections: &[String],
+    now: Timestamp,
+    terminology: &Terminology,
+    window_hours: f64,
+) -> Mapped {
+    if let Some(filter) = terminology.prefilter()
+        && !documents.iter().any(|d| filter.may_hold_infusion(d.json))
+    {
+        return Mapped {
+            prefiltered: true,
+            ..Mapped::default()
+        };
+    }
     let mut c = Collector::new();
     for doc in documents {
         c.collect(doc, false);
     }
+    if let Some(id) = patient_id {
+        c.keep_patient(id);
+    }
 
-    // Medications anywhere in the documents, for `medicationReference: Medication/id`.
-    let medications: HashMap<String, CcJson> = c
-        .items
-        .iter()
-        .filter(|i| i.kind() == "Medication")
-        .filter_map(|i| Some((i.reference.clone(), i.triage.code.clone()?)))
-        .collect();
+    // Medications anywhere in the documents, for `medicationReference`.
+    let medications = medication_index(&c.items);
 
     // Triage pass 1: the CAR-T infusion (FHIR-INPUTS.md "CAR-T infusion").
     let mut infusions = Vec::new();
@@ -479,11 +789,15 @@ pub fn map_documents_within(
         if kind.cart && matches!(item.kind(), "Procedure" | "MedicationAdministration") {
             infusions.push(kinds.len());
         }
+        if kind.unidentified {
+            c.issues.push(unidentified(item));
+        }
         kinds.push(kind);
     }
 
     let mut mapped = Mapped::default();
     let mut ctx = map::Context::new(terminology, now);
+    ctx.window_hours = window_hours;
     for &i in &infusions {
         if let (Some(item), Some(kind)) = (c.items.get(i), kinds.get(i)) {
             ctx.infusion(item, kind.product);
@@ -541,6 +855,10 @@ pub fn map_documents_within(
             "Procedure" => {
                 if let Some(key) = code_key(item, terminology, Sets::VENTILATION) {
                     ctx.ventilation(item, &key);
+                } else if let Some(key) = code_key(item, terminology, Sets::OXYGEN_DEVICES) {
+                    // FHIR-INPUTS.md "Real-world encodings", "Oxygen by Procedure"; a
+                    // site ConceptMap applies here as to Observation codes.
+                    ctx.oxygen_procedure(item, &key);
                 }
             }
             _ => {}
@@ -554,12 +872,8 @@ pub fn map_documents_within(
         d.collect(&doc, true);
         // A draft order may reference a Medication sent along in the draft Bundle.
         let mut medications = medications;
-        for item in d.items.iter().filter(|i| i.kind() == "Medication") {
-            if let Some(code) = &item.triage.code {
-                medications
-                    .entry(item.reference.clone())
-                    .or_insert_with(|| code.clone());
-            }
+        for (k, v) in medication_index(&d.items) {
+            medications.entry(k).or_insert(v);
         }
         for item in &d.items {
             if item.kind() != "MedicationRequest" {
@@ -573,6 +887,9 @@ pub fn map_documents_within(
                 continue;
             }
             let kind = medication_kind(item, &medications, terminology);
+            if kind.unidentified {
+                d.issues.push(unidentified(item));
+            }
             if let Some(drug) = kind.drug {
                 ctx.draft_order(item, drug);
             }
@@ -590,6 +907,51 @@ pub fn map_documents_within(
     mapped.ignored_by_status = c.ignored_by_status;
     mapped.duplicates = c.duplicates;
     mapped
+}
+
+/// "medication of MedicationAdministration/x could not be identified" (FHIR-INPUTS.md
+/// "Real-world encodings", "Medication identity": never dropped silently).
+fn unidentified(item: &Item<'_>) -> AdapterIssue {
+    AdapterIssue {
+        location: item.location(),
+        message: format!("medication of {} could not be identified", item.reference),
+    }
+}
+
+/// The ids of the Medications that MedicationAdministration / MedicationRequest entries
+/// reference as `Medication/x` (relative) and that are neither contained nor present in
+/// any of `documents` (by `Medication/id` or `fullUrl`): what the fhirServer path reads
+/// with `Medication?_id=a,b,…` (FHIR-INPUTS.md "Real-world encodings", "Medication
+/// identity"). Sorted, without repeats.
+pub fn unresolved_medication_ids(documents: &[Document<'_>]) -> Vec<String> {
+    let mut c = Collector::new();
+    for doc in documents {
+        c.collect(doc, false);
+    }
+    let medications = medication_index(&c.items);
+    let mut out: Vec<String> = c
+        .items
+        .iter()
+        .filter(|i| matches!(i.kind(), "MedicationAdministration" | "MedicationRequest"))
+        .filter(|i| i.triage.medication_cc.is_none())
+        .filter_map(|i| i.triage.medication_ref.as_ref()?.reference.as_deref())
+        .filter(|r| !r.starts_with('#') && !r.contains("://") && !r.starts_with("urn:"))
+        .filter(|r| find_medication(r, &medications).is_none())
+        .filter_map(medication_key)
+        .filter_map(|k| k.strip_prefix("Medication/").map(str::to_string))
+        .filter(|id| protocol_safe_id(id))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// A FHIR id (`[A-Za-z0-9\-\.]{1,64}`), safe to put in a search URL.
+fn protocol_safe_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
 }
 
 /// The engine concept key of an entry's `code` within `sets`, if recognised.

@@ -9,6 +9,7 @@ use std::sync::{Arc, OnceLock};
 use serde::Deserialize;
 
 use super::AdapterIssue;
+use super::prefilter::Prefilter;
 
 /// The ValueSets of `fhir-profiles/`, as bits so that one `(system, code)` can belong to
 /// several of them (README: a pair has the same key in every ValueSet it appears in).
@@ -304,6 +305,8 @@ pub struct Terminology {
     tables: Arc<Tables>,
     /// Site ConceptMap: `(local system, local code)` → `(target system, target code)`.
     local: HashMap<(String, String), (String, String)>,
+    /// The byte-level infusion prefilter for these codes (`None`: full triage always).
+    prefilter: Option<Arc<Prefilter>>,
 }
 
 /// A read-only view of a CodeableConcept, from triage JSON or from fhirbolt's model.
@@ -324,10 +327,55 @@ pub(crate) struct CodingRef<'a> {
 impl Terminology {
     /// The project's embedded code lists.
     pub fn embedded() -> Terminology {
-        Terminology {
+        let mut t = Terminology {
             tables: embedded_tables(),
             local: HashMap::new(),
-        }
+            prefilter: None,
+        };
+        t.prefilter = t.build_prefilter().map(Arc::new);
+        t
+    }
+
+    /// The same codes with the triage prefilter turned off: every document gets the
+    /// full triage (the baseline of the triage benchmark and of the property test).
+    #[doc(hidden)]
+    pub fn without_prefilter(mut self) -> Terminology {
+        self.prefilter = None;
+        self
+    }
+
+    /// The triage prefilter, when on.
+    pub(crate) fn prefilter(&self) -> Option<&Prefilter> {
+        self.prefilter.as_deref()
+    }
+
+    /// The prefilter for the infusion's codes (CART_INFUSION, CART_PRODUCTS), the
+    /// product names, and every site ConceptMap local code mapped onto one of them.
+    fn build_prefilter(&self) -> Option<Prefilter> {
+        let cart = Sets(Sets::CART_INFUSION.0 | Sets::CART_PRODUCTS.0);
+        let codes = self
+            .tables
+            .codes
+            .iter()
+            .filter(|(_, e)| e.sets.intersects(cart))
+            .map(|((_, code), _)| code.as_str());
+        let local = self
+            .local
+            .iter()
+            .filter(|(_, target)| {
+                self.tables
+                    .codes
+                    .get(*target)
+                    .is_some_and(|e| e.sets.intersects(cart))
+            })
+            .map(|((_, code), _)| code.as_str());
+        let terms = self
+            .tables
+            .terms
+            .iter()
+            .filter(|(_, e)| e.sets.intersects(cart))
+            .map(|(term, _)| term.as_str());
+        Prefilter::new(codes.chain(local), terms)
     }
 
     /// Adds a site ConceptMap (FHIR R4 JSON) mapping local codes onto known codes.
@@ -384,6 +432,10 @@ impl Terminology {
                     break;
                 }
             }
+        }
+        // Local codes mapped onto the infusion concepts join the prefilter.
+        if self.prefilter.is_some() {
+            self.prefilter = self.build_prefilter().map(Arc::new);
         }
         Ok(self)
     }

@@ -129,6 +129,15 @@ pub struct ValidRequest {
 struct ResourceType {
     #[serde(default)]
     resource_type: Option<String>,
+    /// An OperationOutcome's issues (only their severity is read).
+    #[serde(default)]
+    issue: Vec<OutcomeIssue>,
+}
+
+#[derive(Deserialize)]
+struct OutcomeIssue {
+    #[serde(default)]
+    severity: Option<String>,
 }
 
 /// Whether `id` is a FHIR id (`[A-Za-z0-9\-\.]{1,64}`), safe to put in a URL.
@@ -214,13 +223,23 @@ impl ValidRequest {
             // everything else is data (this runs on every call, for every key).
             Some(raw) if !raw.get().contains("OperationOutcome") => Prefetched::Data(raw.get()),
             Some(raw) => {
-                let kind = serde_json::from_str::<ResourceType>(raw.get())
-                    .ok()
-                    .and_then(|r| r.resource_type);
-                if kind.as_deref() == Some("OperationOutcome") {
-                    Prefetched::Missing
-                } else {
-                    Prefetched::Data(raw.get())
+                let parsed = serde_json::from_str::<ResourceType>(raw.get()).ok();
+                match parsed {
+                    Some(r) if r.resource_type.as_deref() == Some("OperationOutcome") => {
+                        // Only information/warning issues (Epic's 4101 "no results") mean
+                        // "no data"; an error/fatal one, or none, is a failed prefetch
+                        // (FHIR-INPUTS.md "Real-world encodings", "Empty searches").
+                        let no_data = !r.issue.is_empty()
+                            && r.issue.iter().all(|i| {
+                                matches!(i.severity.as_deref(), Some("information" | "warning"))
+                            });
+                        if no_data {
+                            Prefetched::Null
+                        } else {
+                            Prefetched::Missing
+                        }
+                    }
+                    _ => Prefetched::Data(raw.get()),
                 }
             }
         }
@@ -272,6 +291,24 @@ mod tests {
         assert!(matches!(r.prefetched("patient"), Prefetched::Data(_)));
         assert!(matches!(r.prefetched("vitals"), Prefetched::Null));
         assert!(matches!(r.prefetched("labs"), Prefetched::Missing));
+        assert!(matches!(r.prefetched("neuro"), Prefetched::Missing));
+    }
+
+    #[test]
+    fn a_warning_only_operation_outcome_prefetch_is_no_data_and_an_error_one_is_missing() {
+        // Epic's empty search: code 4101, severity warning.
+        let r = req(
+            r#"{"hook":"patient-view","hookInstance":"a","context":{"patientId":"p"},
+            "prefetch":{"vitals":{"resourceType":"OperationOutcome","issue":[{"severity":"warning",
+            "code":"processing","details":{"coding":[{"system":"urn:oid:1.2.840.114350.1.13.0.1.7.2.657369",
+            "code":"4101"}],"text":"Resource request returns no results."}}]},
+            "labs":{"resourceType":"OperationOutcome","issue":[{"severity":"information","code":"informational"}]},
+            "neuro":{"resourceType":"OperationOutcome","issue":[{"severity":"warning","code":"processing"},
+            {"severity":"error","code":"exception"}]}}}"#,
+        )
+        .expect("valid");
+        assert!(matches!(r.prefetched("vitals"), Prefetched::Null));
+        assert!(matches!(r.prefetched("labs"), Prefetched::Null));
         assert!(matches!(r.prefetched("neuro"), Prefetched::Missing));
     }
 

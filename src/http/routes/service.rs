@@ -166,7 +166,8 @@ pub async fn call_service(
         origin: "draftOrders",
         json,
     });
-    let mapped = adapter::map_documents_within(
+    let mapped = adapter::map_documents_for_patient(
+        Some(&request.patient_id),
         &documents,
         draft,
         request.selections(),
