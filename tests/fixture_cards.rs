@@ -338,8 +338,52 @@ async fn every_card_check_file_holds_through_the_service() {
                 .filter(|(n, _)| n.contains(drug.as_str()))
                 .map(|(_, o)| dose_mg(o))
                 .collect();
-            if doses != vec![mg.as_f64()] {
-                fail(format!("suggested {drug} doses {doses:?}, expected [{mg}]"));
+            // `null`: no suggestion orders this drug.
+            let want: Vec<Option<f64>> = mg.as_f64().map(Some).into_iter().collect();
+            if doses != want {
+                fail(format!(
+                    "suggested {drug} doses {doses:?}, expected {want:?}"
+                ));
+            }
+        }
+        if checks["createBeforeDelete"] == true {
+            // RULES.md §7 S9: in a replace suggestion `create` comes before `delete`.
+            let mut replaces = 0;
+            for card in &cards {
+                for s in card["suggestions"].as_array().into_iter().flatten() {
+                    let kinds: Vec<&str> = s["actions"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|a| a["type"].as_str())
+                        .collect();
+                    if kinds.contains(&"delete") {
+                        replaces += 1;
+                        if kinds.first() != Some(&"create") {
+                            fail(format!("replace suggestion actions {kinds:?}"));
+                        }
+                    }
+                }
+            }
+            if replaces == 0 {
+                fail("no replace suggestion".into());
+            }
+        }
+        if checks["tocilizumabOnlyConsidered"] == true {
+            // RULES.md §7 S2: at CRS 1 tocilizumab appears only as a "consider" line.
+            let ext = &cards[0]["extension"]["org.crs-cds"];
+            let mut named = 0;
+            for r in ext["recommendations"].as_array().into_iter().flatten() {
+                let l = r["text"].as_str().unwrap_or_default().to_lowercase();
+                if l.contains("tocilizumab") {
+                    named += 1;
+                    if !l.contains("consider") {
+                        fail(format!("tocilizumab as an instruction: {l:?}"));
+                    }
+                }
+            }
+            if named == 0 {
+                fail("no 'consider tocilizumab' line".into());
             }
         }
         if checks["noTocilizumabAdvice"] == true {
