@@ -75,6 +75,40 @@ fn assert_card_contract(case: &str, card: &Value) {
     }
 }
 
+/// RULES.md §7 S14: what a clinician reads (summary, detail, suggestion labels) uses
+/// clinical units, and carries no UCUM-only spellings, resource ids or internal rule ids
+/// (those belong in the extension).
+fn assert_clinician_text(case: &str, card: &Value) {
+    let mut text = format!(
+        "{}\n{}",
+        card["summary"].as_str().unwrap_or_default(),
+        card["detail"].as_str().unwrap_or_default()
+    );
+    for s in card["suggestions"].as_array().into_iter().flatten() {
+        text.push('\n');
+        text.push_str(s["label"].as_str().unwrap_or_default());
+    }
+    let mut banned = vec![
+        " Cel", "mm[Hg]", "[degF]", "[lb_av]", "RULES ", "RULES.md", "6-U", "SEED-",
+    ];
+    // The data-quality card may name the unusable resource (FHIR-INPUTS "Medication
+    // identity": "medication of MedicationAdministration/x could not be identified").
+    if card["source"]["topic"]["code"] != "data-quality" {
+        banned.extend([
+            "Observation/",
+            "MedicationAdministration/",
+            "MedicationRequest/",
+            "Procedure/",
+        ]);
+    }
+    for bad in banned {
+        assert!(
+            !text.contains(bad),
+            "{case}: card text shows {bad:?} to clinicians: {text}"
+        );
+    }
+}
+
 /// The grading card's indicator follows the worse grade: 0-1 info, 2 warning, 3-4
 /// critical.
 fn expected_indicator(crs: &Value, icans: &Value) -> Option<&'static str> {
@@ -142,6 +176,7 @@ async fn every_fixture_request_gets_cards_matching_its_expected_extension() {
         assert!(!cards.is_empty(), "{case}: cards expected");
         for card in cards {
             assert_card_contract(&case, card);
+            assert_clinician_text(&case, card);
         }
         let want_dose = expected.get("doseCheck").is_some();
         let actual = crs_cds::cli::pick_extension(&body, want_dose);

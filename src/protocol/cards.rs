@@ -404,7 +404,7 @@ fn grading_detail(a: &Assessment, issues: &[String]) -> String {
         for e in &a.icans.sedation {
             d.push_str(&format!(
                 "- {} ({})\n",
-                clinician_units(&e.finding),
+                for_clinician(&e.finding),
                 when(e.at, now)
             ));
         }
@@ -423,6 +423,12 @@ fn grading_detail(a: &Assessment, issues: &[String]) -> String {
     d
 }
 
+/// A finding, note or issue as a clinician reads it: clinician units, and no internal
+/// rule ids; those stay in the extension (RULES.md §7 S14).
+fn for_clinician(s: &str) -> String {
+    clinician_units(&without_rule_ids(s))
+}
+
 /// The evidence as clinicians read it: the finding in clinician units and when it was
 /// recorded. Resource ids stay in the extension (RULES.md §7 S14).
 fn evidence_section(evidence: &[Evidence], now: Timestamp) -> String {
@@ -435,7 +441,7 @@ fn evidence_section(evidence: &[Evidence], now: Timestamp) -> String {
     for e in evidence {
         d.push_str(&format!(
             "| {} | {} |\n",
-            cell(&clinician_units(&e.finding)),
+            cell(&for_clinician(&e.finding)),
             when(e.at, now)
         ));
     }
@@ -449,10 +455,10 @@ fn missing_section(a: &Assessment) -> String {
     }
     let mut d = String::from("### Missing data and notes\n");
     for m in &a.report.missing {
-        d.push_str(&format!("- {m}\n"));
+        d.push_str(&format!("- {}\n", for_clinician(&m.to_string())));
     }
     for n in &a.report.notes {
-        d.push_str(&format!("- {}\n", clinician_units(&without_rule_ids(&n.0))));
+        d.push_str(&format!("- {}\n", for_clinician(&n.0)));
     }
     d.push('\n');
     d
@@ -750,7 +756,7 @@ fn data_card(a: &Assessment, issues: &[String]) -> Option<Card> {
         "Data that could not be used is never read as normal: the affected domains are reported as not assessed.\n\n### Unusable data\n",
     );
     for i in issues {
-        d.push_str(&format!("- {}\n", clinician_units(i)));
+        d.push_str(&format!("- {}\n", for_clinician(i)));
     }
     d.push('\n');
     d.push_str(SOURCE_LINE);
@@ -941,7 +947,7 @@ fn dose_card(input: &CardInput<'_>, check: &DoseCheck) -> Card {
         }
     }
     for n in &check.notes {
-        d.push_str(&format!("- Note: {}\n", clinician_units(n)));
+        d.push_str(&format!("- Note: {}\n", for_clinician(n)));
     }
     d.push('\n');
     if check.drug == Drug::Tocilizumab {

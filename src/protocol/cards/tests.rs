@@ -913,3 +913,46 @@ fn an_unreadable_dose_says_why_on_the_card() {
             .is_some_and(|i| i.contains(&json!("dose-unreadable")))
     );
 }
+
+#[test]
+fn sedation_evidence_reaches_the_card_without_internal_rule_ids() {
+    // RULES.md §7 S14: internal rule ids only in the extension. The sedation findings
+    // (RULES.md §7 S4) carry one in the domain's evidence text.
+    let mut f = infused(4);
+    f.temperatures.push(Fact::new(
+        Celsius::new(37.0).expect("valid"),
+        at(2),
+        "Observation/t1",
+    ));
+    f.sedatives.push(DrugExposure {
+        drug: Drug::Propofol,
+        start: at(6),
+        end: None,
+        source: Source("MedicationAdministration/prop1".into()),
+    });
+    f.consciousness.push(Fact::new(
+        crate::domain::Consciousness::Unarousable,
+        at(1),
+        "Observation/loc1",
+    ));
+    f.neuro_scores.push(Fact::new(
+        NeuroScore::Ice(IceScore::from_total(0).expect("valid")),
+        at(1),
+        "Observation/ice1",
+    ));
+    let cards = render(Hook::PatientView, &f, &[], None, &[]);
+    let ext = &cards[0]["extension"]["org.crs-cds"];
+    assert_eq!(ext["icansGrade"], Value::Null, "sedated: not assessable");
+    let evidence = ext["evidence"].to_string();
+    assert!(
+        evidence.contains("§7 S4"),
+        "the extension keeps the rule id: {evidence}"
+    );
+    for card in &cards {
+        let detail = card["detail"].as_str().expect("detail");
+        assert!(detail.contains("during sedation"), "{detail}");
+        for id in ["RULES", "§"] {
+            assert!(!detail.contains(id), "card text shows {id:?}: {detail}");
+        }
+    }
+}
