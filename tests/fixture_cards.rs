@@ -404,6 +404,18 @@ async fn every_card_check_file_holds_through_the_service() {
                 fail("no replace suggestion".into());
             }
         }
+        for drug in checks["onlyConsidered"].as_array().into_iter().flatten() {
+            // RULES.md §7 S2: a drug whose flag is not set appears only as a "consider"
+            // (or conditional "if ...") line on the grading card, never as an instruction.
+            let drug = drug.as_str().expect("string");
+            let ext = &cards[0]["extension"]["org.crs-cds"];
+            for r in ext["recommendations"].as_array().into_iter().flatten() {
+                let l = r["text"].as_str().unwrap_or_default().to_lowercase();
+                if l.contains(drug) && !(l.contains("consider") || l.contains("if ")) {
+                    fail(format!("{drug} as an instruction: {l:?}"));
+                }
+            }
+        }
         if checks["tocilizumabOnlyConsidered"] == true {
             // RULES.md §7 S2: at CRS 1 tocilizumab appears only as a "consider" line.
             let ext = &cards[0]["extension"]["org.crs-cds"];

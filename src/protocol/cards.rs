@@ -938,6 +938,17 @@ fn dose_card(input: &CardInput<'_>, check: &DoseCheck) -> Card {
     if !further_dose_allowed(check) {
         if check.issues.contains(&DoseIssue::MaxTotalReached) {
             d.push_str("- No further tocilizumab dose is allowed in this CRS episode (4 doses given); consider the refractory-CRS options.\n");
+        } else if let Some(next) = check.next_dose_allowed_at {
+            // RULES.md §7 S8: say when the next dose is allowed.
+            d.push_str(&format!(
+                "- No further dose now: next dose allowed {} ({}).\n",
+                when(next, a.at),
+                if check.issues.contains(&DoseIssue::Max24hReached) {
+                    "3 doses in 24 h"
+                } else {
+                    "8 h after the last dose"
+                }
+            ));
         } else if check.issues.contains(&DoseIssue::Max24hReached) {
             d.push_str(
                 "- No further dose is allowed until fewer than 3 doses fall in the last 24 h.\n",

@@ -956,3 +956,30 @@ fn sedation_evidence_reaches_the_card_without_internal_rule_ids() {
         }
     }
 }
+
+#[test]
+fn a_dose_7h59_after_the_last_says_7_h_59_min_and_when_the_next_dose_is_allowed() {
+    // RULES.md §7 S8: the card says when the next dose is allowed; B.1: 7 h 59 min is
+    // short of 8 h, so it must not read "8.0 h ago".
+    let mut f = crs3_icans1();
+    f.medications_given.push(MedicationGiven {
+        drug: Drug::Tocilizumab,
+        at: Timestamp(NOW.0 - (7 * 60 + 59) * 60_000),
+        dose_mg: Some(640.0),
+        source: Source("MedicationAdministration/toci0".into()),
+    });
+    let cards = render(Hook::OrderSelect, &f, &[toci(640.0)], None, &[]);
+    let detail = cards[0]["detail"].as_str().expect("detail");
+    assert!(
+        detail.contains("last tocilizumab dose 7 h 59 min ago"),
+        "{detail}"
+    );
+    assert!(!detail.contains("8.0 h"), "{detail}");
+    // NOW is 12:00 UTC; the last dose 04:01 UTC; next allowed 12:01 UTC.
+    assert!(
+        detail.contains(
+            "No further dose now: next dose allowed in 1 min, 12:01 UTC (8 h after the last dose)"
+        ),
+        "{detail}"
+    );
+}
