@@ -1178,6 +1178,11 @@ pub fn cards(input: &CardInput<'_>) -> Vec<Card> {
             {
                 out.push(gm_csf_card(a, true));
             }
+            // RULES.md §7 S6 / FHIR-INPUTS "Units": a weight refused for its unit is said
+            // so; the dose card alone would read "no usable body weight" with no reason.
+            if a.weight.is_none() && !a.dose_checks.is_empty() {
+                out.extend(data_card(a, input.data_issues));
+            }
         }
     }
     out

@@ -983,3 +983,44 @@ fn a_dose_7h59_after_the_last_says_7_h_59_min_and_when_the_next_dose_is_allowed(
         "{detail}"
     );
 }
+
+#[test]
+fn a_dose_check_without_a_usable_weight_shows_why_the_weight_was_refused() {
+    // RULES.md §7 S6: "the same applies to a weight refused for its unit"; FHIR-INPUTS:
+    // an unknown unit makes the value unusable "and says so".
+    let mut f = crs3_icans1();
+    f.weights.clear();
+    let issue = "vitals: unknown unit 'st' for body weight 11: value not used".to_string();
+    let cards = render(
+        Hook::OrderSelect,
+        &f,
+        &[toci(400.0)],
+        None,
+        std::slice::from_ref(&issue),
+    );
+    let dose = &cards[0]["extension"]["org.crs-cds"]["doseCheck"];
+    assert_eq!(dose["issues"], json!(["weight-unavailable"]));
+    let data = cards
+        .iter()
+        .find(|c| c["source"]["topic"]["code"] == "data-quality")
+        .expect("a data-quality card on the order hook");
+    assert!(
+        data["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("unknown unit 'st' for body weight 11")),
+        "{data}"
+    );
+    // With a usable weight the order hooks stay as they were: no data card.
+    let cards = render(
+        Hook::OrderSelect,
+        &crs3_icans1(),
+        &[toci(400.0)],
+        None,
+        std::slice::from_ref(&issue),
+    );
+    assert!(
+        cards
+            .iter()
+            .all(|c| c["source"]["topic"]["code"] != "data-quality")
+    );
+}
