@@ -421,7 +421,7 @@ fn soft(
         check.issues.push(DoseIssue::WeightUnavailable);
         check
             .notes
-            .push("no body weight on record: weight-based ceiling not computed".into());
+            .push("no usable body weight: weight-based ceiling not computed".into());
     }
     let per_dose = per_dose.map(|m| tenths_half_up(micro(m)) as f64 / 10.0);
     check.max_allowed_mg = per_dose;
