@@ -5,6 +5,10 @@
 #   3. a 200-entry ICU patient-view request (generated below),
 #   4. the same ICU request through a naive handler (fhirbolt over every prefetch value),
 #   5. a ~10 KB patient-view request,
+#   6. a real ~237 KB non-CAR-T Synthea patient-view request (issue 9, built from
+#      tests/realworld/patients/synthea-0a22e990-large.json),
+#   7. the read-and-discard ceiling: the same body POSTed to a route that does not exist
+#      (the server reads the bytes and answers 404; "Non-2xx" is expected there),
 # then prints req/s, p50/p99 and the server's peak RSS (VmHWM).
 #
 # Usage: deploy/load-test.sh [DURATION_SECONDS] [CONNECTIONS]
@@ -106,6 +110,22 @@ small = dict(base, vitals=bundle(vitals[:12] + vitals[72:80]), procedures=bundle
 json.dump(request(small), open(f"{work}/pv-10k.json", "w"))
 PY
 
+# A real non-CAR-T patient (Synthea, about 237 KB): the whole Bundle as one prefetch key,
+# the other keys empty searchsets (issue 9, "Triage performance").
+python3 - "$WORK" "$ROOT/tests/realworld/patients/synthea-0a22e990-large.json" <<'PY'
+import json, sys, uuid
+work, path = sys.argv[1], sys.argv[2]
+everything = json.load(open(path))
+pid = next(e["resource"]["id"] for e in everything["entry"] if e["resource"]["resourceType"] == "Patient")
+empty = {"resourceType": "Bundle", "type": "searchset", "total": 0, "entry": []}
+prefetch = {k: empty for k in ["patient", "vitals", "neuro", "labs", "medicationAdministrations",
+                               "medicationRequests", "procedures"]}
+prefetch["vitals"] = everything
+req = {"hook": "patient-view", "hookInstance": str(uuid.uuid4()),
+       "context": {"userId": "Practitioner/u1", "patientId": pid}, "prefetch": prefetch}
+json.dump(req, open(f"{work}/real-synthea.json", "w"), separators=(",", ":"))
+PY
+
 cat > "$WORK/post.lua" <<'LUA'
 local f = assert(io.open(os.getenv("BODY_FILE"), "r"))
 wrk.method = "POST"
@@ -153,6 +173,8 @@ run "non-CAR-T patient" "$BASE/cds-services/crs-icans-grading" "$WORK/non-cart.j
 run "ICU 200 entries" "$BASE/cds-services/crs-icans-grading" "$WORK/icu-200.json"
 run "patient-view ~10 KB" "$BASE/cds-services/crs-icans-grading" "$WORK/pv-10k.json"
 run "FHIR down (412 expected)" "$BASE/cds-services/crs-icans-grading" "$WORK/fhir-down.json"
+run "real Synthea non-CAR-T" "$BASE/cds-services/crs-icans-grading" "$WORK/real-synthea.json"
+run "read-and-discard (404)" "$BASE/no-such-route" "$WORK/real-synthea.json"
 echo "server peak RSS (service endpoints): $(awk '/VmHWM/ {print $2, $3}' "/proc/$SERVER_PID/status")"
 # Last, so the naive handler's own memory does not count against the service.
 run "ICU naive fhirbolt" "$BASE/bench/naive-fhirbolt" "$WORK/icu-200.json"

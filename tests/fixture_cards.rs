@@ -75,6 +75,40 @@ fn assert_card_contract(case: &str, card: &Value) {
     }
 }
 
+/// RULES.md §7 S14: what a clinician reads (summary, detail, suggestion labels) uses
+/// clinical units, and carries no UCUM-only spellings, resource ids or internal rule ids
+/// (those belong in the extension).
+fn assert_clinician_text(case: &str, card: &Value) {
+    let mut text = format!(
+        "{}\n{}",
+        card["summary"].as_str().unwrap_or_default(),
+        card["detail"].as_str().unwrap_or_default()
+    );
+    for s in card["suggestions"].as_array().into_iter().flatten() {
+        text.push('\n');
+        text.push_str(s["label"].as_str().unwrap_or_default());
+    }
+    let mut banned = vec![
+        " Cel", "mm[Hg]", "[degF]", "[lb_av]", "RULES ", "RULES.md", "6-U", "SEED-",
+    ];
+    // The data-quality card may name the unusable resource (FHIR-INPUTS "Medication
+    // identity": "medication of MedicationAdministration/x could not be identified").
+    if card["source"]["topic"]["code"] != "data-quality" {
+        banned.extend([
+            "Observation/",
+            "MedicationAdministration/",
+            "MedicationRequest/",
+            "Procedure/",
+        ]);
+    }
+    for bad in banned {
+        assert!(
+            !text.contains(bad),
+            "{case}: card text shows {bad:?} to clinicians: {text}"
+        );
+    }
+}
+
 /// The grading card's indicator follows the worse grade: 0-1 info, 2 warning, 3-4
 /// critical.
 fn expected_indicator(crs: &Value, icans: &Value) -> Option<&'static str> {
@@ -142,6 +176,7 @@ async fn every_fixture_request_gets_cards_matching_its_expected_extension() {
         assert!(!cards.is_empty(), "{case}: cards expected");
         for card in cards {
             assert_card_contract(&case, card);
+            assert_clinician_text(&case, card);
         }
         let want_dose = expected.get("doseCheck").is_some();
         let actual = crs_cds::cli::pick_extension(&body, want_dose);
@@ -196,4 +231,275 @@ async fn replay_of_the_fixtures_against_the_service_passes() {
         .expect("replay runs");
     assert_eq!(code, std::process::ExitCode::SUCCESS);
     app.stop().await;
+}
+
+/// Every text a clinician reads on the cards: summaries, details and suggestion labels.
+fn card_text(cards: &[Value]) -> String {
+    let mut text = String::new();
+    for card in cards {
+        for part in [&card["summary"], &card["detail"]] {
+            text.push_str(part.as_str().unwrap_or_default());
+            text.push('\n');
+        }
+        for s in card["suggestions"].as_array().into_iter().flatten() {
+            text.push_str(s["label"].as_str().unwrap_or_default());
+            text.push('\n');
+        }
+    }
+    text
+}
+
+/// The MedicationRequests that the cards' suggestions create or update, with the lower-case
+/// medication text (display and text joined).
+fn suggested_orders(cards: &[Value]) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    for card in cards {
+        for s in card["suggestions"].as_array().into_iter().flatten() {
+            for a in s["actions"].as_array().into_iter().flatten() {
+                let r = &a["resource"];
+                if r["resourceType"] == "MedicationRequest"
+                    && (a["type"] == "create" || a["type"] == "update")
+                {
+                    let m = &r["medicationCodeableConcept"];
+                    let mut name = m["text"].as_str().unwrap_or_default().to_lowercase();
+                    for c in m["coding"].as_array().into_iter().flatten() {
+                        name.push(' ');
+                        name.push_str(&c["display"].as_str().unwrap_or_default().to_lowercase());
+                    }
+                    out.push((name, r.clone()));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn dose_mg(order: &Value) -> Option<f64> {
+    let q = &order["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"];
+    (q["code"] == "mg").then(|| q["value"].as_f64()).flatten()
+}
+
+/// Card-level checks of `fixtures/cards/<case>.json` (fixtures/README.md "Card checks"):
+/// texts present or absent, indicators, suggested doses, and that no suggestion is flagged
+/// by the service's own dose check when sent back through order-select (RULES.md §7 S9).
+#[tokio::test]
+async fn every_card_check_file_holds_through_the_service() {
+    let app = spawn_app_with(|s| s.grading.allow_time_override = true).await;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let mut files: Vec<_> = std::fs::read_dir(root.join("cards"))
+        .expect("fixtures/cards")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    let post = |hook: &str, at: &str, request: &Value| {
+        app.client
+            .post(format!(
+                "{}/cds-services/{}",
+                app.address,
+                service_for(hook)
+            ))
+            .header("X-CRS-CDS-Evaluation-Time", at.to_string())
+            .json(request)
+            .send()
+    };
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for path in &files {
+        let case = path.file_stem().and_then(|s| s.to_str()).expect("name");
+        let read = |p: std::path::PathBuf| -> Value {
+            serde_json::from_str(&std::fs::read_to_string(&p).expect("readable")).expect("JSON")
+        };
+        let checks = read(path.clone());
+        let request = read(root.join("requests").join(format!("{case}.json")));
+        let expected = read(root.join("expected").join(format!("{case}.json")));
+        let at = expected["at"].as_str().expect("at");
+        let hook = request["hook"].as_str().expect("hook");
+        let body: Value = post(hook, at, &request)
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .expect("JSON");
+        let cards = body["cards"].as_array().cloned().unwrap_or_default();
+        let text = card_text(&cards);
+        let lower = text.to_lowercase();
+        let mut fail = |what: String| failures.push(format!("{case}: {what}"));
+        for s in checks["contains"].as_array().into_iter().flatten() {
+            let s = s.as_str().expect("string");
+            if !lower.contains(&s.to_lowercase()) {
+                fail(format!("no card says {s:?}"));
+            }
+        }
+        for s in checks["lacks"].as_array().into_iter().flatten() {
+            let s = s.as_str().expect("string");
+            if lower.contains(&s.to_lowercase()) {
+                fail(format!("a card says {s:?}"));
+            }
+        }
+        if let Some(want) = checks.get("doseCardIndicator") {
+            let got = cards
+                .iter()
+                .find(|c| c["extension"]["org.crs-cds"].get("doseCheck").is_some())
+                .map(|c| c["indicator"].clone());
+            if got.as_ref() != Some(want) {
+                fail(format!("dose card indicator {got:?}, expected {want}"));
+            }
+        }
+        for (summary, want) in checks["cardIndicators"].as_object().into_iter().flatten() {
+            let got = cards
+                .iter()
+                .find(|c| {
+                    c["summary"]
+                        .as_str()
+                        .is_some_and(|s| s.to_lowercase().contains(&summary.to_lowercase()))
+                })
+                .map(|c| c["indicator"].clone());
+            if got.as_ref() != Some(want) {
+                fail(format!(
+                    "card {summary:?}: indicator {got:?}, expected {want}"
+                ));
+            }
+        }
+        let orders = suggested_orders(&cards);
+        if checks["noDoseSuggestion"] == true
+            && let Some((name, _)) = orders.iter().find(|(n, _)| n.contains("tocilizumab"))
+        {
+            fail(format!("a suggestion orders {name}"));
+        }
+        for (drug, mg) in checks["suggestedMg"].as_object().into_iter().flatten() {
+            let doses: Vec<Option<f64>> = orders
+                .iter()
+                .filter(|(n, _)| n.contains(drug.as_str()))
+                .map(|(_, o)| dose_mg(o))
+                .collect();
+            // `null`: no suggestion orders this drug.
+            let want: Vec<Option<f64>> = mg.as_f64().map(Some).into_iter().collect();
+            if doses != want {
+                fail(format!(
+                    "suggested {drug} doses {doses:?}, expected {want:?}"
+                ));
+            }
+        }
+        if checks["createBeforeDelete"] == true {
+            // RULES.md §7 S9: in a replace suggestion `create` comes before `delete`.
+            let mut replaces = 0;
+            for card in &cards {
+                for s in card["suggestions"].as_array().into_iter().flatten() {
+                    let kinds: Vec<&str> = s["actions"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|a| a["type"].as_str())
+                        .collect();
+                    if kinds.contains(&"delete") {
+                        replaces += 1;
+                        if kinds.first() != Some(&"create") {
+                            fail(format!("replace suggestion actions {kinds:?}"));
+                        }
+                    }
+                }
+            }
+            if replaces == 0 {
+                fail("no replace suggestion".into());
+            }
+        }
+        for drug in checks["onlyConsidered"].as_array().into_iter().flatten() {
+            // RULES.md §7 S2: a drug whose flag is not set appears only as a "consider"
+            // (or conditional "if ...") line on the grading card, never as an instruction.
+            let drug = drug.as_str().expect("string");
+            let ext = &cards[0]["extension"]["org.crs-cds"];
+            for r in ext["recommendations"].as_array().into_iter().flatten() {
+                let l = r["text"].as_str().unwrap_or_default().to_lowercase();
+                if l.contains(drug) && !(l.contains("consider") || l.contains("if ")) {
+                    fail(format!("{drug} as an instruction: {l:?}"));
+                }
+            }
+        }
+        if checks["tocilizumabOnlyConsidered"] == true {
+            // RULES.md §7 S2: at CRS 1 tocilizumab appears only as a "consider" line.
+            let ext = &cards[0]["extension"]["org.crs-cds"];
+            let mut named = 0;
+            for r in ext["recommendations"].as_array().into_iter().flatten() {
+                let l = r["text"].as_str().unwrap_or_default().to_lowercase();
+                if l.contains("tocilizumab") {
+                    named += 1;
+                    if !l.contains("consider") {
+                        fail(format!("tocilizumab as an instruction: {l:?}"));
+                    }
+                }
+            }
+            if named == 0 {
+                fail("no 'consider tocilizumab' line".into());
+            }
+        }
+        if checks["noTocilizumabAdvice"] == true {
+            // RULES.md §7 S1/S2: no action line recommends or suggests tocilizumab; the
+            // only line naming it is the "not recommended" reason.
+            let ext = &cards[0]["extension"]["org.crs-cds"];
+            let mut lines: Vec<String> = ext["recommendations"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|r| r["text"].as_str().map(str::to_string))
+                .collect();
+            lines.extend(
+                cards[0]["detail"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .lines()
+                    .map(str::to_string),
+            );
+            for line in &lines {
+                let l = line.to_lowercase();
+                if l.contains("tocilizumab") && !l.contains("tocilizumab not recommended") {
+                    fail(format!("grading card line names tocilizumab: {line:?}"));
+                }
+            }
+            if orders.iter().any(|(n, _)| n.contains("tocilizumab")) {
+                fail("a suggestion orders tocilizumab".into());
+            }
+        }
+        if checks["suggestionsPassDoseCheck"] == true {
+            if orders.is_empty() {
+                fail("no suggested order to send back".into());
+            }
+            for (i, (name, order)) in orders.iter().enumerate() {
+                let mut order = order.clone();
+                order["id"] = json!(format!("suggested-{i}"));
+                order["status"] = json!("draft");
+                let mut back = request.clone();
+                back["hook"] = json!("order-select");
+                back["context"]["draftOrders"] = json!({
+                    "resourceType": "Bundle", "type": "collection",
+                    "entry": [{ "resource": order }]
+                });
+                back["context"]["selections"] = json!([format!("MedicationRequest/suggested-{i}")]);
+                let answer: Value = post("order-select", at, &back)
+                    .await
+                    .expect("sent")
+                    .json()
+                    .await
+                    .expect("JSON");
+                let ext = crs_cds::cli::pick_extension(&answer, true);
+                let issues = &ext["doseCheck"]["issues"];
+                if !issues.is_array() {
+                    fail(format!("the suggested {name} got no dose check: {ext}"));
+                } else if issues
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|i| i == "exceeds-max" || i == "dose-unreadable")
+                {
+                    fail(format!(
+                        "the suggested {name} is flagged by the service: {issues}"
+                    ));
+                }
+            }
+        }
+        checked += 1;
+    }
+    assert!(checked >= 8, "only {checked} card-check files");
+    app.stop().await;
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -17,6 +17,7 @@ mod integrator;
 mod logging;
 mod manifests;
 mod properties;
+mod realworld;
 mod service;
 mod suggestions;
 mod tidy;

@@ -629,3 +629,83 @@ fn a_batch_response_of_searchsets_is_read_one_level_deep() {
         issues(&m)
     );
 }
+
+// --- Triage prefilter --------------------------------------------------------------
+
+fn found_with_and_without_prefilter(resource: &str) -> (bool, bool, bool) {
+    let doc = format!(
+        r#"{{"resourceType":"Bundle","type":"searchset","entry":[{{"resource":{resource}}}]}}"#
+    );
+    let on = run_docs(std::slice::from_ref(&doc), None, &Terminology::embedded());
+    let off = run_docs(&[doc], None, &Terminology::embedded().without_prefilter());
+    (on.has_infusion(), off.has_infusion(), on.prefiltered)
+}
+
+fn procedure_text(code_json: &str) -> String {
+    format!(
+        r#"{{"resourceType":"Procedure","id":"p","status":"completed","code":{code_json},"subject":{{"reference":"Patient/x"}},"performedDateTime":"2026-11-20T09:00:00Z"}}"#
+    )
+}
+
+#[test]
+fn a_code_written_with_a_json_escape_still_reaches_the_full_triage() {
+    let p = procedure_text(
+        r#"{"coding":[{"system":"http://www.ama-assn.org/go/cpt","code":"3822\u0038"}]}"#,
+    );
+    assert_eq!(found_with_and_without_prefilter(&p), (true, true, false));
+}
+
+#[test]
+fn a_product_name_with_a_kelvin_sign_or_dotted_capital_i_still_reaches_the_full_triage() {
+    // U+212A KELVIN SIGN lowercases to 'k': "\u{212A}YMRIAH" is "kymriah" to the triage.
+    let p = procedure_text("{\"text\":\"\u{212A}YMRIAH infusion\"}");
+    assert_eq!(found_with_and_without_prefilter(&p), (true, true, false));
+    let p = procedure_text("{\"text\":\"BREYANZ\u{130} infusion\"}");
+    let (on, off, _) = found_with_and_without_prefilter(&p);
+    assert_eq!(on, off);
+}
+
+#[test]
+fn an_ndc_in_any_format_reaches_the_full_triage() {
+    for code in ["00078-0846-15", "00078084615", "78-846"] {
+        let ma = format!(
+            r#"{{"resourceType":"MedicationAdministration","id":"m","status":"completed","medicationCodeableConcept":{{"coding":[{{"system":"http://hl7.org/fhir/sid/ndc","code":"{code}"}}]}},"subject":{{"reference":"Patient/x"}},"effectiveDateTime":"2026-11-20T09:00:00Z"}}"#
+        );
+        assert_eq!(
+            found_with_and_without_prefilter(&ma),
+            (true, true, false),
+            "{code}"
+        );
+    }
+}
+
+#[test]
+fn a_real_synthea_patient_without_car_t_is_answered_by_the_prefilter() {
+    // The Synthea epinephrine-auto-injector MedicationRequest and a BP panel.
+    let doc = synthea_bundle(&[
+        json!({"resourceType": "MedicationRequest", "id": "97841e2a",
+        "status": "active", "intent": "order",
+        "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": "1870230"}]},
+        "subject": subject(), "authoredOn": "2019-09-30T03:19:07+00:00",
+        "dosageInstruction": [{"sequence": 1, "asNeededBoolean": true}]}),
+    ]);
+    let m = run_docs(&[doc], Some(SYNTHEA_PATIENT), &Terminology::embedded());
+    assert!(m.prefiltered);
+    assert!(!m.has_infusion());
+    assert_eq!(m.typed_parses, 0);
+}
+
+#[test]
+fn a_site_local_code_mapped_to_the_infusion_joins_the_prefilter() {
+    let cm = json!({"resourceType": "ConceptMap", "status": "active", "group": [{
+        "source": "urn:site", "target": "http://www.ama-assn.org/go/cpt",
+        "element": [{"code": "LOCAL-CART", "target": [{"code": "38228", "equivalence": "equivalent"}]}]}]});
+    let t = Terminology::embedded().with_concept_map(&cm.to_string());
+    assert!(t.is_ok());
+    let t = t.unwrap_or_else(|_| Terminology::embedded());
+    let p = procedure_text(r#"{"coding":[{"system":"urn:site","code":"LOCAL-CART"}]}"#);
+    let doc = format!(r#"{{"resourceType":"Bundle","entry":[{{"resource":{p}}}]}}"#);
+    let m = run_docs(std::slice::from_ref(&doc), None, &t);
+    assert!(m.has_infusion() && !m.prefiltered);
+    assert!(!run_docs(&[doc], None, &Terminology::embedded()).has_infusion());
+}

@@ -297,10 +297,10 @@ fn tocilizumab(
     let doses = tocilizumab_doses(facts, now);
     let limits = dose_limits(&doses, now);
     if let Some(last) = doses.last() {
-        let since = now.hours_since(*last).0;
-        check
-            .notes
-            .push(format!("last tocilizumab dose {since:.1} h ago"));
+        check.notes.push(format!(
+            "last tocilizumab dose {} ago",
+            elapsed_text(now.millis() - last.millis())
+        ));
     }
     if limits.interval_too_short {
         check.issues.push(DoseIssue::IntervalTooShort);
@@ -336,6 +336,18 @@ struct DoseLimits {
     /// When the interval and 24-h rules next allow a dose (None when a dose is allowed
     /// now, or when the total is reached).
     next_allowed: Option<Timestamp>,
+}
+
+/// Elapsed time in whole hours and minutes, rounded down, so that a time just short of a
+/// limit never reads as the limit (7 h 59 min, not "8.0 h", for the 8 h interval of
+/// RULES.md B.1 / §7 S8).
+fn elapsed_text(millis: i64) -> String {
+    let minutes = millis.max(0) / 60_000;
+    match (minutes / 60, minutes % 60) {
+        (0, m) => format!("{m} min"),
+        (h, 0) => format!("{h} h"),
+        (h, m) => format!("{h} h {m} min"),
+    }
 }
 
 /// RULES.md B.1: ≥ 8 h between doses, at most 3 in 24 h and 4 in total.
@@ -409,7 +421,7 @@ fn soft(
         check.issues.push(DoseIssue::WeightUnavailable);
         check
             .notes
-            .push("no body weight on record: weight-based ceiling not computed".into());
+            .push("no usable body weight: weight-based ceiling not computed".into());
     }
     let per_dose = per_dose.map(|m| tenths_half_up(micro(m)) as f64 / 10.0);
     check.max_allowed_mg = per_dose;

@@ -56,7 +56,7 @@ impl fmt::Display for Missing {
                 f,
                 "no ICE/CAPD score or level of consciousness in the last {window_hours:.0} h (ICANS not assessed)"
             ),
-            Missing::Weight => f.write_str("no body weight on record (weight-based doses not checked)"),
+            Missing::Weight => f.write_str("no usable body weight (weight-based doses not checked)"),
             Missing::Age => f.write_str("no birth date (adult thresholds used)"),
             Missing::InfantHypotension => f.write_str(
                 "under 1 year hypotension is not derived from SBP: a clinician hypotension assessment is needed",

@@ -406,7 +406,7 @@ fn grading_detail(a: &Assessment, issues: &[String]) -> String {
         for e in &a.icans.sedation {
             d.push_str(&format!(
                 "- {} ({})\n",
-                clinician_units(&e.finding),
+                for_clinician(&e.finding),
                 when(e.at, now)
             ));
         }
@@ -425,6 +425,12 @@ fn grading_detail(a: &Assessment, issues: &[String]) -> String {
     d
 }
 
+/// A finding, note or issue as a clinician reads it: clinician units, and no internal
+/// rule ids; those stay in the extension (RULES.md §7 S14).
+fn for_clinician(s: &str) -> String {
+    clinician_units(&without_rule_ids(s))
+}
+
 /// The evidence as clinicians read it: the finding in clinician units and when it was
 /// recorded. Resource ids stay in the extension (RULES.md §7 S14).
 fn evidence_section(evidence: &[Evidence], now: Timestamp) -> String {
@@ -437,7 +443,7 @@ fn evidence_section(evidence: &[Evidence], now: Timestamp) -> String {
     for e in evidence {
         d.push_str(&format!(
             "| {} | {} |\n",
-            cell(&clinician_units(&e.finding)),
+            cell(&for_clinician(&e.finding)),
             when(e.at, now)
         ));
     }
@@ -451,10 +457,10 @@ fn missing_section(a: &Assessment) -> String {
     }
     let mut d = String::from("### Missing data and notes\n");
     for m in &a.report.missing {
-        d.push_str(&format!("- {m}\n"));
+        d.push_str(&format!("- {}\n", for_clinician(&m.to_string())));
     }
     for n in &a.report.notes {
-        d.push_str(&format!("- {}\n", clinician_units(&without_rule_ids(&n.0))));
+        d.push_str(&format!("- {}\n", for_clinician(&n.0)));
     }
     d.push('\n');
     d
@@ -752,7 +758,7 @@ fn data_card(a: &Assessment, issues: &[String]) -> Option<Card> {
         "Data that could not be used is never read as normal: the affected domains are reported as not assessed.\n\n### Unusable data\n",
     );
     for i in issues {
-        d.push_str(&format!("- {}\n", clinician_units(i)));
+        d.push_str(&format!("- {}\n", for_clinician(i)));
     }
     d.push('\n');
     d.push_str(SOURCE_LINE);
@@ -934,6 +940,17 @@ fn dose_card(input: &CardInput<'_>, check: &DoseCheck) -> Card {
     if !further_dose_allowed(check) {
         if check.issues.contains(&DoseIssue::MaxTotalReached) {
             d.push_str("- No further tocilizumab dose is allowed in this CRS episode (4 doses given); consider the refractory-CRS options.\n");
+        } else if let Some(next) = check.next_dose_allowed_at {
+            // RULES.md §7 S8: say when the next dose is allowed.
+            d.push_str(&format!(
+                "- No further dose now: next dose allowed {} ({}).\n",
+                when(next, a.at),
+                if check.issues.contains(&DoseIssue::Max24hReached) {
+                    "3 doses in 24 h"
+                } else {
+                    "8 h after the last dose"
+                }
+            ));
         } else if check.issues.contains(&DoseIssue::Max24hReached) {
             d.push_str(
                 "- No further dose is allowed until fewer than 3 doses fall in the last 24 h.\n",
@@ -943,7 +960,7 @@ fn dose_card(input: &CardInput<'_>, check: &DoseCheck) -> Card {
         }
     }
     for n in &check.notes {
-        d.push_str(&format!("- Note: {}\n", clinician_units(n)));
+        d.push_str(&format!("- Note: {}\n", for_clinician(n)));
     }
     d.push('\n');
     if check.drug == Drug::Tocilizumab {
@@ -1162,6 +1179,11 @@ pub fn cards(input: &CardInput<'_>) -> Vec<Card> {
                     .any(|o| o.drug.class() == DrugClass::GmCsf)
             {
                 out.push(gm_csf_card(a, true));
+            }
+            // RULES.md §7 S6 / FHIR-INPUTS "Units": a weight refused for its unit is said
+            // so; the dose card alone would read "no usable body weight" with no reason.
+            if a.weight.is_none() && !a.dose_checks.is_empty() {
+                out.extend(data_card(a, input.data_issues));
             }
         }
     }

@@ -914,3 +914,114 @@ fn an_unreadable_dose_says_why_on_the_card() {
             .is_some_and(|i| i.contains(&json!("dose-unreadable")))
     );
 }
+
+#[test]
+fn sedation_evidence_reaches_the_card_without_internal_rule_ids() {
+    // RULES.md §7 S14: internal rule ids only in the extension. The sedation findings
+    // (RULES.md §7 S4) carry one in the domain's evidence text.
+    let mut f = infused(4);
+    f.temperatures.push(Fact::new(
+        Celsius::new(37.0).expect("valid"),
+        at(2),
+        "Observation/t1",
+    ));
+    f.sedatives.push(DrugExposure {
+        drug: Drug::Propofol,
+        start: at(6),
+        end: None,
+        source: Source("MedicationAdministration/prop1".into()),
+    });
+    f.consciousness.push(Fact::new(
+        crate::domain::Consciousness::Unarousable,
+        at(1),
+        "Observation/loc1",
+    ));
+    f.neuro_scores.push(Fact::new(
+        NeuroScore::Ice(IceScore::from_total(0).expect("valid")),
+        at(1),
+        "Observation/ice1",
+    ));
+    let cards = render(Hook::PatientView, &f, &[], None, &[]);
+    let ext = &cards[0]["extension"]["org.crs-cds"];
+    assert_eq!(ext["icansGrade"], Value::Null, "sedated: not assessable");
+    let evidence = ext["evidence"].to_string();
+    assert!(
+        evidence.contains("§7 S4"),
+        "the extension keeps the rule id: {evidence}"
+    );
+    for card in &cards {
+        let detail = card["detail"].as_str().expect("detail");
+        assert!(detail.contains("during sedation"), "{detail}");
+        for id in ["RULES", "§"] {
+            assert!(!detail.contains(id), "card text shows {id:?}: {detail}");
+        }
+    }
+}
+
+#[test]
+fn a_dose_7h59_after_the_last_says_7_h_59_min_and_when_the_next_dose_is_allowed() {
+    // RULES.md §7 S8: the card says when the next dose is allowed; B.1: 7 h 59 min is
+    // short of 8 h, so it must not read "8.0 h ago".
+    let mut f = crs3_icans1();
+    f.medications_given.push(MedicationGiven {
+        drug: Drug::Tocilizumab,
+        at: Timestamp(NOW.0 - (7 * 60 + 59) * 60_000),
+        dose_mg: Some(640.0),
+        source: Source("MedicationAdministration/toci0".into()),
+    });
+    let cards = render(Hook::OrderSelect, &f, &[toci(640.0)], None, &[]);
+    let detail = cards[0]["detail"].as_str().expect("detail");
+    assert!(
+        detail.contains("last tocilizumab dose 7 h 59 min ago"),
+        "{detail}"
+    );
+    assert!(!detail.contains("8.0 h"), "{detail}");
+    // NOW is 12:00 UTC; the last dose 04:01 UTC; next allowed 12:01 UTC.
+    assert!(
+        detail.contains(
+            "No further dose now: next dose allowed in 1 min, 12:01 UTC (8 h after the last dose)"
+        ),
+        "{detail}"
+    );
+}
+
+#[test]
+fn a_dose_check_without_a_usable_weight_shows_why_the_weight_was_refused() {
+    // RULES.md §7 S6: "the same applies to a weight refused for its unit"; FHIR-INPUTS:
+    // an unknown unit makes the value unusable "and says so".
+    let mut f = crs3_icans1();
+    f.weights.clear();
+    let issue = "vitals: unknown unit 'st' for body weight 11: value not used".to_string();
+    let cards = render(
+        Hook::OrderSelect,
+        &f,
+        &[toci(400.0)],
+        None,
+        std::slice::from_ref(&issue),
+    );
+    let dose = &cards[0]["extension"]["org.crs-cds"]["doseCheck"];
+    assert_eq!(dose["issues"], json!(["weight-unavailable"]));
+    let data = cards
+        .iter()
+        .find(|c| c["source"]["topic"]["code"] == "data-quality")
+        .expect("a data-quality card on the order hook");
+    assert!(
+        data["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("unknown unit 'st' for body weight 11")),
+        "{data}"
+    );
+    // With a usable weight the order hooks stay as they were: no data card.
+    let cards = render(
+        Hook::OrderSelect,
+        &crs3_icans1(),
+        &[toci(400.0)],
+        None,
+        std::slice::from_ref(&issue),
+    );
+    assert!(
+        cards
+            .iter()
+            .all(|c| c["source"]["topic"]["code"] != "data-quality")
+    );
+}
