@@ -498,16 +498,17 @@ fn outcome_is_problem(issues: &[OutcomeIssueJson], outcome_mode: bool) -> bool {
 }
 
 /// The patient id a `subject`/`patient` reference names: `Patient/x`, an absolute
-/// `…/Patient/x`, `Patient/x/_history/n`, or a `urn:uuid:` fullUrl of a Patient entry
-/// (else the uuid itself, as Synthea's Patient ids are their uuids). `None` when the
-/// reference names something else than a Patient (a Group, a Location).
+/// `…/Patient/x`, `Patient/x/_history/n`, or a `urn:uuid:` fullUrl of a Patient entry.
+/// `None` when the reference names something else than a Patient (a Group, a Location)
+/// or a `urn:uuid:` that no entry has: then nobody can tell whose it is, and the
+/// resource is kept (dropping an infusion would silently answer no cards).
 fn referenced_patient<'r>(
     reference: &'r str,
     full_urls: &HashMap<&str, &'r str>,
 ) -> Option<&'r str> {
     let reference = match full_urls.get(reference) {
         Some(r) => *r,
-        None if reference.starts_with("urn:uuid:") => return reference.get(9..),
+        None if reference.starts_with("urn:uuid:") => return None,
         None => reference,
     };
     let pos = reference.rfind("Patient/")?;

@@ -11,7 +11,8 @@
 //!   code a site ConceptMap maps onto one of them: each is searched as the JSON string
 //!   `"code"`, quotes included, because the triage compares codes exactly;
 //! - an NDC, which the triage normalises (`00078-0846-15` is `78-846`): any mention of
-//!   the NDC system URL sends the documents to the full triage;
+//!   the NDC system URL sends the documents to the full triage, and so does an escaped
+//!   solidus `\/` (JSON may write the URL as `http:\/\/hl7.org\/fhir\/sid\/ndc`);
 //! - a product name or brand (`text-match` terms) in a `text` or `display`, matched in
 //!   lowercase: searched ignoring ASCII case. The two characters whose Unicode
 //!   lowercase is (or starts with) an ASCII letter, KELVIN SIGN (U+212A, lowercase `k`)
@@ -24,7 +25,7 @@
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
 /// What sends a document to the full triage whatever the codes and terms are.
-const ALWAYS: [&str; 4] = ["\\u", "hl7.org/fhir/sid/ndc", "\u{212A}", "\u{130}"];
+const ALWAYS: [&str; 5] = ["\\u", "\\/", "hl7.org/fhir/sid/ndc", "\u{212A}", "\u{130}"];
 
 /// A compiled search for the infusion's codes and names.
 #[derive(Clone, Debug)]
