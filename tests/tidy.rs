@@ -261,9 +261,9 @@ fn every_test_named_in_the_hazard_log_exists() {
             named += 1;
             // A fixture case (`toci-29-9kg-358-8mg-passes`) or a test function.
             let exists = if name.contains('-') {
-                root.join("fixtures/requests")
-                    .join(format!("{name}.json"))
-                    .exists()
+                ["fixtures/requests", "fixtures/courses/requests"]
+                    .iter()
+                    .any(|dir| root.join(dir).join(format!("{name}.json")).exists())
             } else {
                 let fn_name = name.rsplit("::").next().unwrap_or(name);
                 sources.contains(&format!("fn {fn_name}("))
