@@ -382,65 +382,98 @@ pub fn assessment_table(a: &Assessment) -> String {
 /// `grade FILE`: exit 2 when the input is unusable (missing file, not JSON, not a JSON
 /// object, bad `--at`, unreadable configuration). Reads only the grading and terminology
 /// settings, so serve-only settings (`CRS_CDS_BIND`, `[auth]`) never stop it.
+/// A `grade`/`course` input file, read and checked once: the grading settings, the
+/// terminology (with the site ConceptMap), and the file as JSON. Unusable input (a missing
+/// file, not JSON, JSON that is not an object, a bad configuration) exits 2.
+struct InputFile {
+    settings: Settings,
+    terminology: Terminology,
+    value: Value,
+    text: String,
+}
+
+impl InputFile {
+    fn read(file: &Path, config: Option<&Path>) -> anyhow::Result<InputFile> {
+        let settings = Settings::load_grading(config, std::env::vars())
+            .map_err(|e| unusable(format!("loading the configuration: {e}")))?;
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| unusable(format!("reading {}: {e}", file.display())))?;
+        let value: Value = serde_json::from_str(&text).map_err(|e| {
+            unusable(format!(
+                "{} is not valid JSON at line {}, column {}: {:?}",
+                file.display(),
+                e.line(),
+                e.column(),
+                e.classify()
+            ))
+        })?;
+        if !value.is_object() {
+            return Err(unusable(format!(
+                "{} is JSON but not an object: expected a FHIR resource (a Bundle) or a CDS Hooks request",
+                file.display()
+            )));
+        }
+        let mut terminology = Terminology::embedded();
+        if let Some(path) = &settings.terminology.concept_map {
+            let cm = std::fs::read_to_string(path).map_err(|e| {
+                unusable(format!("reading the concept map {}: {e}", path.display()))
+            })?;
+            terminology = terminology
+                .with_concept_map(&cm)
+                .map_err(|e| unusable(format!("concept map {}: {}", e.location, e.message)))?;
+        }
+        Ok(InputFile {
+            settings,
+            terminology,
+            value,
+            text,
+        })
+    }
+
+    /// The documents: a hook request's non-null prefetch values, or the file itself.
+    fn documents(&self, file: &Path) -> Vec<(String, String)> {
+        let mut texts = Vec::new();
+        if self.value.get("hook").is_some() {
+            if let Some(p) = self.value.get("prefetch").and_then(Value::as_object) {
+                for (k, v) in p {
+                    if !v.is_null() {
+                        texts.push((k.clone(), v.to_string()));
+                    }
+                }
+            }
+        } else {
+            texts.push((file.display().to_string(), self.text.clone()));
+        }
+        texts
+    }
+}
+
 pub fn grade(
     file: &Path,
     as_json: bool,
     at: Option<&str>,
     config: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
-    let settings = Settings::load_grading(config, std::env::vars())
-        .map_err(|e| unusable(format!("loading the configuration: {e}")))?;
+    let input = InputFile::read(file, config)?;
     let now = parse_at(at)?;
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| unusable(format!("reading {}: {e}", file.display())))?;
-    let value: Value = serde_json::from_str(&text).map_err(|e| {
-        unusable(format!(
-            "{} is not valid JSON at line {}, column {}: {:?}",
-            file.display(),
-            e.line(),
-            e.column(),
-            e.classify()
-        ))
-    })?;
-    if !value.is_object() {
-        return Err(unusable(format!(
-            "{} is JSON but not an object: expected a FHIR resource (a Bundle) or a CDS Hooks request",
-            file.display()
-        )));
-    }
-    let mut terminology = Terminology::embedded();
-    if let Some(path) = &settings.terminology.concept_map {
-        let cm = std::fs::read_to_string(path)
-            .map_err(|e| unusable(format!("reading the concept map {}: {e}", path.display())))?;
-        terminology = terminology
-            .with_concept_map(&cm)
-            .map_err(|e| unusable(format!("concept map {}: {}", e.location, e.message)))?;
-    }
-    // A CDS Hooks request: prefetch values and draft orders; otherwise one document.
-    let mut texts: Vec<(String, String)> = Vec::new();
-    let mut draft: Option<String> = None;
-    let mut selections: Vec<String> = Vec::new();
-    if value.get("hook").is_some() {
-        if let Some(p) = value.get("prefetch").and_then(Value::as_object) {
-            for (k, v) in p {
-                if !v.is_null() {
-                    texts.push((k.clone(), v.to_string()));
-                }
-            }
-        }
-        draft = value.pointer("/context/draftOrders").map(Value::to_string);
-        selections = value
-            .pointer("/context/selections")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|s| s.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default();
-    } else {
-        texts.push((file.display().to_string(), text.clone()));
-    }
+    let InputFile {
+        settings,
+        terminology,
+        value,
+        ..
+    } = &input;
+    let texts = input.documents(file);
+    // A CDS Hooks request also brings draft orders and selections.
+    let draft = value.pointer("/context/draftOrders").map(Value::to_string);
+    let selections: Vec<String> = value
+        .pointer("/context/selections")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
     let documents: Vec<Document<'_>> = texts
         .iter()
         .map(|(o, j)| Document { origin: o, json: j })
@@ -455,7 +488,7 @@ pub fn grade(
         draft_doc,
         &selections,
         now,
-        &terminology,
+        terminology,
         settings.grading.policy.window_hours,
     );
     for i in &mapped.issues {
@@ -874,23 +907,6 @@ fn latest_fact(f: &domain::PatientFacts) -> Option<Timestamp> {
     all.into_iter().max()
 }
 
-/// The documents of a file: a hook request's non-null prefetch values, or the file.
-fn course_documents(file: &Path, value: &Value, text: &str) -> Vec<(String, String)> {
-    let mut texts = Vec::new();
-    if value.get("hook").is_some() {
-        if let Some(p) = value.get("prefetch").and_then(Value::as_object) {
-            for (k, v) in p {
-                if !v.is_null() {
-                    texts.push((k.clone(), v.to_string()));
-                }
-            }
-        }
-    } else {
-        texts.push((file.display().to_string(), text.to_string()));
-    }
-    texts
-}
-
 /// The course as a readable table: the card line, the episodes, the treatments.
 pub fn course_table(c: &domain::Course) -> String {
     use crate::protocol::course::course_line;
@@ -1038,32 +1054,11 @@ pub fn course(
     config: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
     use crate::protocol::course::{course_json, registry_bundle};
-    let settings = settings(config, None)?;
-    let policy = &settings.grading.policy;
-    let text =
-        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    let value: Value = match serde_json::from_str(&text) {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!(
-                "error: {} is not valid JSON at line {}, column {}: {:?}",
-                file.display(),
-                e.line(),
-                e.column(),
-                e.classify()
-            );
-            return Ok(ExitCode::from(2));
-        }
-    };
-    let mut terminology = Terminology::embedded();
-    if let Some(path) = &settings.terminology.concept_map {
-        let cm =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        terminology = terminology
-            .with_concept_map(&cm)
-            .map_err(|e| anyhow::anyhow!("concept map {}: {}", e.location, e.message))?;
-    }
-    let texts = course_documents(file, &value, &text);
+    let input = InputFile::read(file, config)?;
+    let policy = &input.settings.grading.policy;
+    let terminology = &input.terminology;
+    let value = &input.value;
+    let texts = input.documents(file);
     let documents: Vec<Document<'_>> = texts
         .iter()
         .map(|(o, j)| Document { origin: o, json: j })
@@ -1074,7 +1069,7 @@ pub fn course(
             None,
             &[],
             now,
-            &terminology,
+            terminology,
             COURSE_LOOKBACK_HOURS,
         )
     };
@@ -1112,7 +1107,7 @@ pub fn course(
         policy,
         &domain::CourseParams::default(),
     );
-    let patient = patient_id_of(&value);
+    let patient = patient_id_of(value);
     if let Some(out) = svg {
         std::fs::write(out, crate::render::course_svg(&c))
             .with_context(|| format!("writing {}", out.display()))?;
