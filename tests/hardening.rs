@@ -458,3 +458,25 @@ async fn liveness_check_healthz_answers_while_every_grading_slot_is_taken() {
     );
     app.stop().await;
 }
+
+/// The idempotency key on PostgreSQL (`CRS_CDS_TEST_POSTGRES_URL`, set by `.ci/run`; in
+/// CI its absence is a failure).
+#[tokio::test]
+async fn a_retried_feedback_item_is_stored_once_in_postgresql() {
+    let Ok(url) = std::env::var("CRS_CDS_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must provide CRS_CDS_TEST_POSTGRES_URL"
+        );
+        eprintln!("CRS_CDS_TEST_POSTGRES_URL not set: PostgreSQL idempotency test skipped");
+        return;
+    };
+    let app = spawn_app_with(|s| s.feedback.database_url = url).await;
+    let card = format!("retried-{}", uuid::Uuid::new_v4());
+    for _ in 0..3 {
+        assert_eq!(app.feedback(GRADING, &feedback(&card)).await.status(), 200);
+    }
+    let stored = app.state.store.all().await.expect("readable");
+    assert_eq!(stored.iter().filter(|s| s.card_uuid == card).count(), 1);
+    app.stop().await;
+}
