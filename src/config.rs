@@ -640,6 +640,44 @@ mod tests {
     }
 
     #[test]
+    fn hardening_limits_come_from_the_environment_and_are_range_checked() {
+        let s = Settings::from_sources(
+            None,
+            env(&[
+                ("CRS_CDS_FHIR_MAX_PAGE_BYTES", "1048576"),
+                ("CRS_CDS_FHIR_MAX_CALL_BYTES", "2097152"),
+                ("CRS_CDS_BODY_READ_TIMEOUT_MS", "5000"),
+                ("CRS_CDS_SHUTDOWN_TIMEOUT_SECS", "5"),
+                ("CRS_CDS_CPU_WORKERS", "3"),
+                ("CRS_CDS_MAX_DRAFT_ORDERS", "7"),
+                ("CRS_CDS_MAX_CARDS", "9"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(s.fhir.max_page_bytes, 1024 * 1024);
+        assert_eq!(s.fhir.max_call_bytes, 2 * 1024 * 1024);
+        assert_eq!(s.server.limits.body_read_timeout, Duration::from_secs(5));
+        assert_eq!(s.server.limits.shutdown_timeout_secs, 5);
+        assert_eq!(s.server.limits.cpu_workers, 3);
+        assert_eq!(s.server.limits.cpu_queue, 48);
+        assert_eq!(s.server.limits.max_draft_orders, 7);
+        assert_eq!(s.server.limits.max_cards, 9);
+        // The call budget may not be smaller than one page.
+        assert!(
+            Settings::from_sources(
+                None,
+                env(&[
+                    ("CRS_CDS_FHIR_MAX_PAGE_BYTES", "2097152"),
+                    ("CRS_CDS_FHIR_MAX_CALL_BYTES", "1048576"),
+                ]),
+            )
+            .is_err()
+        );
+        assert!(Settings::from_sources(None, env(&[("CRS_CDS_MAX_CARDS", "1")])).is_err());
+        assert!(Settings::from_sources(None, env(&[("CRS_CDS_CPU_WORKERS", "0")])).is_err());
+    }
+
+    #[test]
     fn the_example_config_is_valid() {
         let text = include_str!("../deploy/config/base.toml");
         Settings::from_sources(Some((Path::new("base.toml"), text)), env(&[]))

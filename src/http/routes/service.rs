@@ -300,12 +300,19 @@ fn grade(work: Work, state: &AppState) -> CdsResponse {
     }
 }
 
-/// At most `max` cards: beyond it the first `max - 1` and one warning card saying how
-/// many were not shown (`server.max_cards`), so nothing is dropped silently.
+/// At most `max` cards: beyond it the `max - 1` most urgent and one warning card saying
+/// how many were not shown (`server.max_cards`), so nothing is dropped silently.
 fn cap_cards(mut all: Vec<Card>, max: usize) -> Vec<Card> {
     if all.len() <= max {
         return all;
     }
+    // The most urgent cards are the ones kept: critical, then warning, then info, each
+    // in the order the cards were built.
+    all.sort_by_key(|c| match c.indicator {
+        Indicator::Critical => 0,
+        Indicator::Warning => 1,
+        Indicator::Info => 2,
+    });
     let hidden = all.len() - (max - 1);
     all.truncate(max - 1);
     let source = all[0].source.clone();
