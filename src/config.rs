@@ -99,8 +99,9 @@ pub struct ServerSettings {
 /// CPU-heavy work runs at once, and the caps on one answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LimitSettings {
-    /// `server.body_read_timeout_ms`: the whole request (headers and body) must arrive
-    /// within this (default 10 s); slower clients get 408 and the connection is closed.
+    /// `server.body_read_timeout_ms`: a request body must arrive within this (default
+    /// 10 s); slower clients get 408 and the connection is closed. (Request heads keep
+    /// actix's 5 s timeout.)
     pub body_read_timeout: Duration,
     /// `server.shutdown_timeout_secs`: graceful shutdown waits at most this (default 10 s).
     pub shutdown_timeout_secs: u64,
