@@ -558,3 +558,41 @@ async fn over_the_card_cap_one_card_says_how_many_were_not_shown() {
     assert_eq!(last["indicator"], "warning");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_prefetched_next_page_on_another_server_is_not_fetched_and_is_reported() {
+    let fhir = MockServer::start().await;
+    let elsewhere = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(empty_bundle()))
+        .mount(&elsewhere)
+        .await;
+    let mut req = cart_patient_request();
+    req["prefetch"]["vitals"]["link"] =
+        json!([{"relation": "next", "url": format!("{}/Observation?page=2", elsewhere.uri())}]);
+    req["fhirServer"] = json!(fhir.uri());
+    req["fhirAuthorization"] = json!({"access_token": "secret-tok", "token_type": "Bearer", "expires_in": 300, "scope": "s", "subject": "c"});
+    let app = spawn_app_with(|s| s.grading.allow_time_override = true).await;
+    let r = app
+        .client
+        .post(format!("{}/cds-services/{GRADING}", app.address))
+        .header("X-CRS-CDS-Evaluation-Time", "2026-03-10T12:00:00Z")
+        .json(&req)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.expect("body");
+    assert!(
+        text.contains("prefetch vitals: the Bundle's next page is not on fhirServer"),
+        "{text}"
+    );
+    assert!(
+        elsewhere
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .is_empty()
+    );
+    app.stop().await;
+}

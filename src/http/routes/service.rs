@@ -181,6 +181,16 @@ async fn gather<'r>(
         .fhir_authorization
         .as_ref()
         .map(|a| &a.access_token);
+    // A prefetched Bundle whose next page is on another server: not followed (the token
+    // goes to fhirServer only), graded on what was sent, and said so on the cards.
+    let (prefetched_next, elsewhere): (Vec<_>, Vec<_>) = prefetched_next
+        .into_iter()
+        .partition(|(_, next)| base.admits(next));
+    for (key, _) in elsewhere {
+        issues.push(format!(
+            "prefetch {key}: the Bundle's next page is not on fhirServer and was not read; the grade may miss later data"
+        ));
+    }
     let budget = state.fhir.budget();
     let fetched = state
         .fhir
