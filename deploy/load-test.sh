@@ -118,7 +118,7 @@ while True:
         o[f"unknownElement{k}"] = k
     heavy.append(o)
     i += 1
-    if i % 100 == 0 and len(json.dumps(heavy)) > 3_900_000:
+    if i % 100 == 0 and len(json.dumps(heavy)) > 3_700_000:
         break
 worst = dict(base, vitals=bundle(heavy), procedures=bundle([infusion]))
 json.dump(request(worst), open(f"{work}/worst-4m.json", "w"))

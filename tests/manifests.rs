@@ -241,10 +241,11 @@ fn dockerfile_exposes_8080_and_runs_as_a_non_root_user() {
     );
 }
 
-/// The highest RSS measured for one request (issue 10, release build on the 2-core machine:
-/// an order-select with 5,928 tocilizumab orders peaked at 163 MB). Update it from
-/// `deploy/load-test.sh` (scenario `worst-rss`) when re-measured.
-const MEASURED_PEAK_RSS_BYTES: u64 = 163_000_000;
+/// The highest server RSS measured under the worst request (`deploy/load-test.sh`, scenario
+/// `worst-rss`, release build, 2 cores, 16 connections: a 3.97 MB CAR-T patient-view whose
+/// in-window Observations carry 32 unknown elements each peaked at 185,752 kB on branch
+/// `harden`; issue 10's 5,928-order order-select peaked at 163 MB before the caps).
+const MEASURED_PEAK_RSS_BYTES: u64 = 185_752 * 1024;
 
 fn mebibytes(quantity: &str) -> u64 {
     let n: u64 = quantity
