@@ -9,7 +9,11 @@
 #      tests/realworld/patients/synthea-0a22e990-large.json),
 #   7. the read-and-discard ceiling: the same body POSTed to a route that does not exist
 #      (the server reads the bytes and answers 404; "Non-2xx" is expected there),
-# then prints req/s, p50/p99 and the server's peak RSS (VmHWM).
+# then prints req/s, p50/p99 and the server's peak RSS (VmHWM), and then, on a fresh server:
+#   8. worst-rss: the worst request under the 4 MiB body limit (a CAR-T patient whose
+#      ~3,900 in-window Observations each carry 32 unknown elements, every one typed-parsed),
+#      with /healthz latency sampled while it saturates the grading pool, and the peak RSS;
+#   9. an order-select at the draft-order cap (100 tocilizumab orders).
 #
 # Usage: deploy/load-test.sh [DURATION_SECONDS] [CONNECTIONS]
 set -euo pipefail
@@ -108,6 +112,32 @@ json.dump(down, open(f"{work}/fhir-down.json", "w"))
 # About 10 KB.
 small = dict(base, vitals=bundle(vitals[:12] + vitals[72:80]), procedures=bundle([infusion]))
 json.dump(request(small), open(f"{work}/pv-10k.json", "w"))
+
+# Worst case under the 4 MiB limit: in-window temperatures with 32 unknown elements each.
+heavy = []
+i = 0
+while True:
+    o = obs(5000 + i, "8310-5", 38.0 + (i % 10) / 10, "Cel", hours_ago=(i % 2000) / 100)
+    for k in range(32):
+        o[f"unknownElement{k}"] = k
+    heavy.append(o)
+    i += 1
+    if i % 100 == 0 and len(json.dumps(heavy)) > 3_700_000:
+        break
+worst = dict(base, vitals=bundle(heavy), procedures=bundle([infusion]))
+json.dump(request(worst), open(f"{work}/worst-4m.json", "w"))
+
+# order-select at the draft-order cap: 100 tocilizumab orders.
+orders = [{"resource": {"resourceType": "MedicationRequest", "id": f"toci{n}", "status": "draft",
+           "intent": "order", "subject": {"reference": f"Patient/{pid}"},
+           "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "612865"}], "text": "tocilizumab"},
+           "dosageInstruction": [{"doseAndRate": [{"doseQuantity": {"value": 800, "unit": "mg", "system": "http://unitsofmeasure.org", "code": "mg"}}]}]}}
+          for n in range(100)]
+sel = request(dict(base, procedures=bundle([infusion])))
+sel["hook"] = "order-select"
+sel["context"]["selections"] = [f"MedicationRequest/toci{n}" for n in range(100)]
+sel["context"]["draftOrders"] = {"resourceType": "Bundle", "type": "collection", "entry": orders}
+json.dump(sel, open(f"{work}/order-select-100.json", "w"))
 PY
 
 # A real non-CAR-T patient (Synthea, about 237 KB): the whole Bundle as one prefetch key,
@@ -179,3 +209,31 @@ echo "server peak RSS (service endpoints): $(awk '/VmHWM/ {print $2, $3}' "/proc
 # Last, so the naive handler's own memory does not count against the service.
 run "ICU naive fhirbolt" "$BASE/bench/naive-fhirbolt" "$WORK/icu-200.json"
 echo "server peak RSS (including the naive handler): $(awk '/VmHWM/ {print $2, $3}' "/proc/$SERVER_PID/status")"
+
+# 6-7 on a fresh server, so its peak RSS is the worst request's own.
+kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
+CRS_CDS_BIND="127.0.0.1:$PORT" \
+CRS_CDS_FEEDBACK_DATABASE_URL="sqlite://$WORK/feedback2.db?mode=rwc" \
+RUST_LOG=warn \
+    "$BIN" serve >"$WORK/server2.log" 2>&1 &
+SERVER_PID=$!
+for _ in $(seq 1 100); do
+    curl -fsS "$BASE/healthz" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+echo "fresh server RSS at start: $(awk '/VmRSS/ {print $2}' "/proc/$SERVER_PID/status") kB"
+# /healthz latency sampled every 0.2 s while the worst request saturates the pool.
+( while kill -0 "$SERVER_PID" 2>/dev/null; do
+      curl -o /dev/null -s -m 5 -w '%{http_code} %{time_total}\n' "$BASE/healthz" || echo "000 5"
+      sleep 0.2
+  done >"$WORK/healthz.txt" ) &
+PROBE_PID=$!
+run "worst-rss (4 MiB, 32 unknown/entry)" "$BASE/cds-services/crs-icans-grading" "$WORK/worst-4m.json"
+kill "$PROBE_PID" 2>/dev/null || true
+wait "$PROBE_PID" 2>/dev/null || true
+echo "worst request: server peak RSS $(awk '/VmHWM/ {print $2, $3}' "/proc/$SERVER_PID/status")"
+sort -k2 -n "$WORK/healthz.txt" | awk '{n++; t[n]=$2; if ($1 != "200") bad++} END {
+    if (n == 0) { print "healthz under saturation: no samples"; exit }
+    printf "healthz under saturation: %d samples, p50 %.3f s, max %.3f s, non-200 %d\n", n, t[int((n+1)/2)], t[n], bad+0 }'
+run "order-select 100 orders" "$BASE/cds-services/cart-toxicity-order-select" "$WORK/order-select-100.json"
+echo "server peak RSS (after order-select): $(awk '/VmHWM/ {print $2, $3}' "/proc/$SERVER_PID/status")"

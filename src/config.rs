@@ -102,8 +102,9 @@ pub struct ServerSettings {
 /// CPU-heavy work runs at once, and the caps on one answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LimitSettings {
-    /// `server.body_read_timeout_ms`: the whole request (headers and body) must arrive
-    /// within this (default 10 s); slower clients get 408 and the connection is closed.
+    /// `server.body_read_timeout_ms`: a request body must arrive within this (default
+    /// 10 s); slower clients get 408 and the connection is closed. (Request heads keep
+    /// actix's 5 s timeout.)
     pub body_read_timeout: Duration,
     /// `server.shutdown_timeout_secs`: graceful shutdown waits at most this (default 10 s).
     pub shutdown_timeout_secs: u64,
@@ -286,6 +287,14 @@ const KNOWN_ENV: &[&str] = &[
     "CRS_CDS_BENCH_ENDPOINTS",
     "CRS_CDS_FHIR_DEADLINE_MS",
     "CRS_CDS_FHIR_MAX_PAGES",
+    "CRS_CDS_FHIR_MAX_PAGE_BYTES",
+    "CRS_CDS_FHIR_MAX_CALL_BYTES",
+    "CRS_CDS_BODY_READ_TIMEOUT_MS",
+    "CRS_CDS_SHUTDOWN_TIMEOUT_SECS",
+    "CRS_CDS_CPU_WORKERS",
+    "CRS_CDS_CPU_QUEUE",
+    "CRS_CDS_MAX_DRAFT_ORDERS",
+    "CRS_CDS_MAX_CARDS",
     "CRS_CDS_FEEDBACK_DATABASE_URL",
     "CRS_CDS_CONCEPT_MAP",
     "CRS_CDS_GRADING_WINDOW_HOURS",
@@ -899,6 +908,27 @@ mod tests {
     }
 
     #[test]
+    fn every_variable_the_readme_documents_is_a_known_name() {
+        // The README mentions the typo `CRS_CDS_BIDN` as an example of what is refused.
+        let readme = include_str!("../README.md");
+        let documented: Vec<&str> = readme
+            .split('`')
+            .filter(|w| {
+                w.starts_with("CRS_CDS_") && w.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+            })
+            .filter(|w| *w != "CRS_CDS_" && !w.ends_with('_'))
+            .collect();
+        assert!(documented.len() > 10, "{documented:?}");
+        for name in documented {
+            assert!(
+                KNOWN_ENV.contains(&name)
+                    || ["CRS_CDS_TEST_POSTGRES_URL", "CRS_CDS_BIDN"].contains(&name),
+                "{name} is documented but not a known variable"
+            );
+        }
+    }
+
+    #[test]
     fn every_known_variable_name_is_read() {
         for k in KNOWN_ENV {
             let mut raw = RawSettings::default();
@@ -963,6 +993,44 @@ mod tests {
             s.terminology.concept_map.as_deref(),
             Some(Path::new("/abs.json"))
         );
+    }
+
+    #[test]
+    fn hardening_limits_come_from_the_environment_and_are_range_checked() {
+        let s = Settings::from_sources(
+            None,
+            env(&[
+                ("CRS_CDS_FHIR_MAX_PAGE_BYTES", "1048576"),
+                ("CRS_CDS_FHIR_MAX_CALL_BYTES", "2097152"),
+                ("CRS_CDS_BODY_READ_TIMEOUT_MS", "5000"),
+                ("CRS_CDS_SHUTDOWN_TIMEOUT_SECS", "5"),
+                ("CRS_CDS_CPU_WORKERS", "3"),
+                ("CRS_CDS_MAX_DRAFT_ORDERS", "7"),
+                ("CRS_CDS_MAX_CARDS", "9"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(s.fhir.max_page_bytes, 1024 * 1024);
+        assert_eq!(s.fhir.max_call_bytes, 2 * 1024 * 1024);
+        assert_eq!(s.server.limits.body_read_timeout, Duration::from_secs(5));
+        assert_eq!(s.server.limits.shutdown_timeout_secs, 5);
+        assert_eq!(s.server.limits.cpu_workers, 3);
+        assert_eq!(s.server.limits.cpu_queue, 48);
+        assert_eq!(s.server.limits.max_draft_orders, 7);
+        assert_eq!(s.server.limits.max_cards, 9);
+        // The call budget may not be smaller than one page.
+        assert!(
+            Settings::from_sources(
+                None,
+                env(&[
+                    ("CRS_CDS_FHIR_MAX_PAGE_BYTES", "2097152"),
+                    ("CRS_CDS_FHIR_MAX_CALL_BYTES", "1048576"),
+                ]),
+            )
+            .is_err()
+        );
+        assert!(Settings::from_sources(None, env(&[("CRS_CDS_MAX_CARDS", "1")])).is_err());
+        assert!(Settings::from_sources(None, env(&[("CRS_CDS_CPU_WORKERS", "0")])).is_err());
     }
 
     #[test]

@@ -922,3 +922,180 @@ fn auth_on_needs_a_public_base_url_for_the_audience() {
             .expect_err("refused");
     assert!(err.to_string().contains("public_base_url"), "{err}");
 }
+
+// ---- issue 10: token lifetime, JWKS redirects and endless bodies, shared replay cache ----
+
+fn claims_lifetime(from_iat: u64, nbf_before_iat: Option<u64>) -> Value {
+    let mut c = claims();
+    let now = now();
+    c["exp"] = json!(now + from_iat);
+    if let Some(b) = nbf_before_iat {
+        c["nbf"] = json!(now - b);
+    }
+    c
+}
+
+#[tokio::test]
+async fn a_token_valid_for_ten_years_is_refused() {
+    let verifier = standard_verifier();
+    let token = ES384.token("ES384", &claims_lifetime(10 * 365 * 24 * 3600, None));
+    assert!(matches!(
+        refusal(&verifier, &token).await,
+        AuthError::LifetimeTooLong
+    ));
+}
+
+#[tokio::test]
+async fn a_lifetime_of_exactly_the_maximum_is_accepted_and_one_second_more_is_refused() {
+    let verifier = standard_verifier();
+    let at_max = ES384.token("ES384", &claims_lifetime(3600, None));
+    assert!(verifier.verify(Some(&bearer(&at_max)), AUD).await.is_ok());
+    let over = ES384.token("ES384", &claims_lifetime(3601, None));
+    assert!(matches!(
+        refusal(&verifier, &over).await,
+        AuthError::LifetimeTooLong
+    ));
+}
+
+#[tokio::test]
+async fn an_epic_style_token_with_nbf_five_minutes_before_iat_is_accepted() {
+    let verifier = standard_verifier();
+    let token = ES384.token("ES384", &claims_lifetime(900, Some(300)));
+    assert!(verifier.verify(Some(&bearer(&token)), AUD).await.is_ok());
+    // Counted from nbf: 3400 s after iat plus 300 s before it is over 3600.
+    let long = ES384.token("ES384", &claims_lifetime(3400, Some(300)));
+    assert!(matches!(
+        refusal(&verifier, &long).await,
+        AuthError::LifetimeTooLong
+    ));
+}
+
+#[tokio::test]
+async fn keys_behind_a_jwks_redirect_are_not_trusted() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/jwks"))
+        .respond_with(
+            ResponseTemplate::new(302)
+                .insert_header("Location", format!("{}/attacker-jwks", server.uri())),
+        )
+        .mount(&server)
+        .await;
+    serve_jwks(&server, "/attacker-jwks", jwks(&[&IMPOSTOR])).await;
+    let issuer = IssuerSettings::with_jwks_url(ISS, format!("{}/jwks", server.uri()));
+    // Even a client that follows redirects (reqwest's default) must not hand us those keys.
+    let verifier = Verifier::new(settings(issuer), reqwest::Client::new()).expect("valid");
+    let token = IMPOSTOR.token("ES384", &claims());
+    assert!(matches!(
+        refusal(&verifier, &token).await,
+        AuthError::KeySetUnavailable
+    ));
+}
+
+#[tokio::test]
+async fn an_endless_jwks_body_is_abandoned_at_the_cap() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port");
+    let url = format!("http://{}/jwks", listener.local_addr().expect("addr"));
+    let sent = Arc::new(AtomicUsize::new(0));
+    let counter = sent.clone();
+    tokio::spawn(async move {
+        if let Ok((mut s, _)) = listener.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+            let _ = s.write_all(head.as_bytes()).await;
+            let filler = " ".repeat(65536);
+            let chunk = format!("{:x}\r\n{filler}\r\n", filler.len());
+            while s.write_all(chunk.as_bytes()).await.is_ok() {
+                counter.fetch_add(filler.len(), Ordering::Relaxed);
+            }
+        }
+    });
+    let issuer = IssuerSettings::with_jwks_url(ISS, url);
+    let verifier = Verifier::new(settings(issuer), reqwest::Client::new()).expect("valid");
+    let token = ES384.token("ES384", &claims());
+    assert!(matches!(
+        refusal(&verifier, &token).await,
+        AuthError::KeySetUnavailable
+    ));
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // The cap is 256 KiB; socket buffers add a few MiB at most. Read whole, it would be
+    // gigabytes before the 5 s fetch timeout.
+    let bytes = sent.load(Ordering::Relaxed);
+    assert!(bytes < 32 * 1024 * 1024, "the server sent {bytes} bytes");
+}
+
+/// An in-memory stand-in for the PostgreSQL cache, shared by two verifiers.
+#[derive(Default)]
+struct SharedSet(std::sync::Mutex<std::collections::HashMap<String, u64>>);
+
+impl crs_cds::auth::SharedReplayCache for SharedSet {
+    fn first_use<'a>(
+        &'a self,
+        key: &'a str,
+        valid_until: u64,
+        now: u64,
+    ) -> futures::future::BoxFuture<'a, Result<bool, String>> {
+        let mut seen = self.0.lock().expect("not poisoned");
+        let first = seen.get(key).is_none_or(|&until| until < now);
+        if first {
+            seen.insert(key.to_string(), valid_until);
+        }
+        Box::pin(async move { Ok(first) })
+    }
+}
+
+#[tokio::test]
+async fn a_token_replayed_to_another_replica_sharing_the_cache_is_refused() {
+    let shared = Arc::new(SharedSet::default());
+    let doc = jwks(&[&ES384]);
+    let a = file_verifier(&doc).with_shared_replay_cache(shared.clone());
+    let b = file_verifier(&doc).with_shared_replay_cache(shared);
+    let token = ES384.token("ES384", &claims());
+    assert!(a.verify(Some(&bearer(&token)), AUD).await.is_ok());
+    assert!(matches!(refusal(&b, &token).await, AuthError::Replayed));
+}
+
+/// Two service instances on one PostgreSQL database share the `jti` cache: a token used at
+/// one is refused at the other. Needs `CRS_CDS_TEST_POSTGRES_URL` (set by `.ci/run`; in CI
+/// its absence is a failure).
+#[tokio::test]
+async fn a_token_replayed_to_a_second_instance_on_the_same_postgresql_is_refused() {
+    let Ok(url) = std::env::var("CRS_CDS_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must provide CRS_CDS_TEST_POSTGRES_URL"
+        );
+        eprintln!("CRS_CDS_TEST_POSTGRES_URL not set: shared replay cache test skipped");
+        return;
+    };
+    let jwks_path = write_jwks(&jwks(&[&ES384]));
+    let configure = |s: &mut crs_cds::config::Settings| {
+        s.feedback.database_url = url.clone();
+        s.auth.required = true;
+        s.auth.issuers = vec![IssuerSettings::with_jwks_file(ISS, jwks_path.clone())];
+        s.server.public_base_url = Some("https://cds.example.org".into());
+    };
+    let a = crate::helpers::spawn_app_with(configure).await;
+    let b = crate::helpers::spawn_app_with(configure).await;
+    let service = "crs-icans-grading";
+    let mut c = claims();
+    c["aud"] = json!(format!("https://cds.example.org/cds-services/{service}"));
+    let token = ES384.token("ES384", &c);
+    let body = crate::helpers::patient_view("p1", Some(crate::helpers::non_cart_prefetch("p1")));
+    let call = |app: &crate::helpers::TestApp| {
+        app.client
+            .post(format!("{}/cds-services/{service}", app.address))
+            .header("Authorization", bearer(&token))
+            .json(&body)
+            .send()
+    };
+    assert_eq!(call(&a).await.expect("sent").status(), 200);
+    assert_eq!(call(&b).await.expect("sent").status(), 401);
+    a.stop().await;
+    b.stop().await;
+}

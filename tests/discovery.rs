@@ -40,6 +40,20 @@ async fn discovery_lists_the_three_services_with_prefetch_templates() {
             let t = prefetch[key].as_str().expect("a template");
             assert!(t.contains("{{context.patientId}}"), "{key}: {t}");
         }
+        // Medications come with the orders and administrations (issue 9), so a vasopressor
+        // named only in a Medication resource is not missed.
+        let ma = prefetch["medicationAdministrations"]
+            .as_str()
+            .expect("a template");
+        assert!(
+            ma.ends_with("&_include=MedicationAdministration:medication"),
+            "{ma}"
+        );
+        let mr = prefetch["medicationRequests"].as_str().expect("a template");
+        assert!(
+            mr.ends_with("&_include=MedicationRequest:medication"),
+            "{mr}"
+        );
     }
     app.stop().await;
 }

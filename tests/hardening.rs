@@ -458,3 +458,141 @@ async fn liveness_check_healthz_answers_while_every_grading_slot_is_taken() {
     );
     app.stop().await;
 }
+
+/// The idempotency key on PostgreSQL (`CRS_CDS_TEST_POSTGRES_URL`, set by `.ci/run`; in
+/// CI its absence is a failure).
+#[tokio::test]
+async fn a_retried_feedback_item_is_stored_once_in_postgresql() {
+    let Ok(url) = std::env::var("CRS_CDS_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must provide CRS_CDS_TEST_POSTGRES_URL"
+        );
+        eprintln!("CRS_CDS_TEST_POSTGRES_URL not set: PostgreSQL idempotency test skipped");
+        return;
+    };
+    let app = spawn_app_with(|s| s.feedback.database_url = url).await;
+    let card = format!("retried-{}", uuid::Uuid::new_v4());
+    for _ in 0..3 {
+        assert_eq!(app.feedback(GRADING, &feedback(&card)).await.status(), 200);
+    }
+    let stored = app.state.store.all().await.expect("readable");
+    assert_eq!(stored.iter().filter(|s| s.card_uuid == card).count(), 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_fhir_deadline_covers_grading_what_was_fetched_not_only_fetching_it() {
+    let fhir = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(empty_bundle()))
+        .mount(&fhir)
+        .await;
+    let app = spawn_app_with(|s| {
+        s.fhir.deadline = Duration::from_millis(300);
+        s.server.limits.cpu_workers = 1;
+        s.server.limits.cpu_queue = 1;
+    })
+    .await;
+    // The only grading slot is busy, as with a long grading in flight: the fetch is quick,
+    // the grading cannot start before the deadline.
+    let held = app.state.cpu.admit().expect("the slot");
+    let busy = held.run((), |()| std::thread::sleep(Duration::from_secs(2)));
+    let busy = tokio::spawn(busy);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut req = patient_view("p1", None);
+    req["fhirServer"] = json!(fhir.uri());
+    let r = app.call(GRADING, &req).await;
+    assert_eq!(r.status(), 412);
+    let text = r.text().await.expect("body");
+    assert!(text.contains("\"timeout\""), "{text}");
+    busy.await.expect("joined").expect("ran");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn over_the_card_cap_one_card_says_how_many_were_not_shown() {
+    let app = spawn_app_with(|s| {
+        s.server.limits.max_cards = 3;
+        s.grading.allow_time_override = true;
+    })
+    .await;
+    let mut req = cart_patient_request();
+    let orders: Vec<Value> = (0..6)
+        .map(|n| json!({"resource": {"resourceType": "MedicationRequest", "id": format!("toci{n}"), "status": "draft",
+            "intent": "order", "subject": {"reference": "Patient/p9"},
+            "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "612865"}], "text": "tocilizumab"},
+            "dosageInstruction": [{"doseAndRate": [{"doseQuantity": {"value": 800, "unit": "mg", "system": "http://unitsofmeasure.org", "code": "mg"}}]}]}}))
+        .collect();
+    req["hook"] = json!("order-select");
+    req["context"]["selections"] = json!(
+        (0..6)
+            .map(|n| format!("MedicationRequest/toci{n}"))
+            .collect::<Vec<_>>()
+    );
+    req["context"]["draftOrders"] =
+        json!({"resourceType": "Bundle", "type": "collection", "entry": orders});
+    let r = app
+        .client
+        .post(format!(
+            "{}/cds-services/cart-toxicity-order-select",
+            app.address
+        ))
+        .header("X-CRS-CDS-Evaluation-Time", "2026-03-10T12:00:00Z")
+        .json(&req)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.expect("JSON");
+    let cards = body["cards"].as_array().expect("cards");
+    assert_eq!(cards.len(), 3, "{body}");
+    let last = &cards[2];
+    let hidden = last["extension"]["org.crs-cds"]["cardsNotShown"]
+        .as_u64()
+        .expect("the last card counts the hidden ones");
+    assert!(
+        hidden >= 4,
+        "6 orders give at least 6 cards: {hidden} hidden"
+    );
+    assert_eq!(last["indicator"], "warning");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_prefetched_next_page_on_another_server_is_not_fetched_and_is_reported() {
+    let fhir = MockServer::start().await;
+    let elsewhere = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(empty_bundle()))
+        .mount(&elsewhere)
+        .await;
+    let mut req = cart_patient_request();
+    req["prefetch"]["vitals"]["link"] =
+        json!([{"relation": "next", "url": format!("{}/Observation?page=2", elsewhere.uri())}]);
+    req["fhirServer"] = json!(fhir.uri());
+    req["fhirAuthorization"] = json!({"access_token": "secret-tok", "token_type": "Bearer", "expires_in": 300, "scope": "s", "subject": "c"});
+    let app = spawn_app_with(|s| s.grading.allow_time_override = true).await;
+    let r = app
+        .client
+        .post(format!("{}/cds-services/{GRADING}", app.address))
+        .header("X-CRS-CDS-Evaluation-Time", "2026-03-10T12:00:00Z")
+        .json(&req)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.expect("body");
+    assert!(
+        text.contains("prefetch vitals: the Bundle's next page is not on fhirServer"),
+        "{text}"
+    );
+    assert!(
+        elsewhere
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .is_empty()
+    );
+    app.stop().await;
+}

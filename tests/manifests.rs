@@ -67,12 +67,12 @@ fn deployment_exposes_http_on_8080_with_probes_limits_and_non_root() {
     assert_eq!(str_at(&resources["requests"]["cpu"], "cpu request"), "100m");
     assert_eq!(
         str_at(&resources["requests"]["memory"], "memory request"),
-        "64Mi"
+        "128Mi"
     );
     assert_eq!(str_at(&resources["limits"]["cpu"], "cpu limit"), "1");
     assert_eq!(
         str_at(&resources["limits"]["memory"], "memory limit"),
-        "128Mi"
+        "256Mi"
     );
 
     assert_eq!(pod["securityContext"]["runAsNonRoot"].as_bool(), Some(true));
@@ -238,5 +238,52 @@ fn dockerfile_exposes_8080_and_runs_as_a_non_root_user() {
         instructions
             .iter()
             .any(|l| l.contains("--release --locked"))
+    );
+}
+
+/// The highest server RSS measured under the worst request (`deploy/load-test.sh`, scenario
+/// `worst-rss`, release build, 2 cores, 16 connections: a 3.97 MB CAR-T patient-view whose
+/// in-window Observations carry 32 unknown elements each peaked at 185,752 kB on branch
+/// `harden`; issue 10's 5,928-order order-select peaked at 163 MB before the caps).
+const MEASURED_PEAK_RSS_BYTES: u64 = 185_752 * 1024;
+
+fn mebibytes(quantity: &str) -> u64 {
+    let n: u64 = quantity
+        .strip_suffix("Mi")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{quantity} is not a Mi quantity"));
+    n * 1024 * 1024
+}
+
+#[test]
+fn the_memory_limit_leaves_a_quarter_of_headroom_over_the_measured_peak() {
+    let deployment = manifest("deployment.yaml");
+    let c = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let limit = mebibytes(str_at(&c["resources"]["limits"]["memory"], "memory limit"));
+    assert!(
+        limit >= MEASURED_PEAK_RSS_BYTES + MEASURED_PEAK_RSS_BYTES / 4,
+        "limit {limit} B is under the measured peak {MEASURED_PEAK_RSS_BYTES} B + 25 %"
+    );
+}
+
+#[test]
+fn shutdown_and_body_timeouts_fit_inside_the_termination_grace_period() {
+    let deployment = manifest("deployment.yaml");
+    let grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+        .as_u64()
+        .unwrap_or(30);
+    let text = read("config/production.toml");
+    let settings = crs_cds::config::Settings::from_sources(
+        Some((std::path::Path::new("production.toml"), &text)),
+        Vec::new(),
+    )
+    .expect("production.toml is valid");
+    let limits = &settings.server.limits;
+    let needed = limits.shutdown_timeout_secs + limits.body_read_timeout.as_secs();
+    assert!(
+        needed < grace,
+        "shutdown {} s + body read {} s is not under the {grace} s grace period",
+        limits.shutdown_timeout_secs,
+        limits.body_read_timeout.as_secs()
     );
 }

@@ -322,7 +322,9 @@ impl Verifier {
         let valid_until = claims.exp.saturating_add(self.leeway);
         match &self.shared_replay {
             Some(shared) => {
-                let key = format!("{}\0{}", claims.iss, claims.jti);
+                // Length-prefixed issuer then jti: unambiguous, and text PostgreSQL accepts
+                // (no NUL).
+                let key = format!("{}:{}{}", claims.iss.len(), claims.iss, claims.jti);
                 match shared.first_use(&key, valid_until, now_secs()).await {
                     Ok(true) => {}
                     Ok(false) => return Err(AuthError::Replayed),

@@ -247,10 +247,9 @@ impl Application {
             }
             app.default_service(web::to(routes::health::not_found))
         })
-        // Well under Kubernetes' 30 s grace period; slow request heads are cut off too
-        // (bodies by read_body's own timeout).
+        // Well under Kubernetes' 30 s grace period. Request heads keep actix's own 5 s
+        // timeout; bodies have read_body's `server.body_read_timeout_ms`.
         .shutdown_timeout(limits.shutdown_timeout_secs)
-        .client_request_timeout(limits.body_read_timeout)
         .listen(listener)
         .context("listening")?
         .run();

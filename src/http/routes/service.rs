@@ -63,6 +63,31 @@ fn truncated_issue(key: &str, max_pages: usize) -> String {
     )
 }
 
+/// Whether `json` may hold a Bundle `next` link: a byte search first (most documents have
+/// none), the JSON read only when the word or an escape that could spell it is there.
+fn may_have_next(json: &str) -> Option<String> {
+    if json.contains("\"next\"") || json.contains("\\u") {
+        next_link(json)
+    } else {
+        None
+    }
+}
+
+/// The Medications to read afterwards: only searched for when a document names one.
+fn unresolved_medications(documents: &[(String, Cow<'_, str>)]) -> Vec<String> {
+    if !documents
+        .iter()
+        .any(|(_, j)| j.contains("Medication/") || j.contains('\\'))
+    {
+        return Vec::new();
+    }
+    let refs: Vec<Document<'_>> = documents
+        .iter()
+        .map(|(o, j)| Document { origin: o, json: j })
+        .collect();
+    adapter::unresolved_medication_ids(&refs)
+}
+
 /// FHIR ids (`[A-Za-z0-9\-\.]{1,64}`) only go into a search URL.
 fn is_fhir_id(id: &str) -> bool {
     (1..=64).contains(&id.len())
@@ -122,7 +147,7 @@ async fn gather<'r>(
         }
         // Later pages of prefetched Bundles cannot be read without a server: say so.
         for (key, json) in &documents {
-            if next_link(json).is_some() {
+            if may_have_next(json).is_some() {
                 issues.push(format!(
                     "prefetch {key}: the Bundle has later pages and there is no fhirServer to read them; the grade may miss later data"
                 ));
@@ -137,15 +162,11 @@ async fn gather<'r>(
     };
     let prefetched_next: Vec<(String, String)> = documents
         .iter()
-        .filter_map(|(key, json)| next_link(json).map(|n| (key.clone(), n)))
+        .filter_map(|(key, json)| may_have_next(json).map(|n| (key.clone(), n)))
         .collect();
     if queries.is_empty() && prefetched_next.is_empty() {
         // Nothing to fetch, unless a referenced Medication is missing (checked below).
-        let refs: Vec<Document<'_>> = documents
-            .iter()
-            .map(|(o, j)| Document { origin: o, json: j })
-            .collect();
-        if adapter::unresolved_medication_ids(&refs).is_empty() {
+        if unresolved_medications(&documents).is_empty() {
             return Ok(Gathered {
                 documents,
                 unfetched: Vec::new(),
@@ -160,6 +181,16 @@ async fn gather<'r>(
         .fhir_authorization
         .as_ref()
         .map(|a| &a.access_token);
+    // A prefetched Bundle whose next page is on another server: not followed (the token
+    // goes to fhirServer only), graded on what was sent, and said so on the cards.
+    let (prefetched_next, elsewhere): (Vec<_>, Vec<_>) = prefetched_next
+        .into_iter()
+        .partition(|(_, next)| base.admits(next));
+    for (key, _) in elsewhere {
+        issues.push(format!(
+            "prefetch {key}: the Bundle's next page is not on fhirServer and was not read; the grade may miss later data"
+        ));
+    }
     let budget = state.fhir.budget();
     let fetched = state
         .fhir
@@ -181,13 +212,7 @@ async fn gather<'r>(
         }
     }
     // Medications referenced but neither prefetched nor included: one follow-up read.
-    let missing = {
-        let refs: Vec<Document<'_>> = documents
-            .iter()
-            .map(|(o, j)| Document { origin: o, json: j })
-            .collect();
-        adapter::unresolved_medication_ids(&refs)
-    };
+    let missing = unresolved_medications(&documents);
     let (ids, odd): (Vec<String>, Vec<String>) = missing.into_iter().partition(|i| is_fhir_id(i));
     if !odd.is_empty() {
         issues.push(format!(
@@ -305,12 +330,19 @@ fn grade(work: Work, state: &AppState) -> CdsResponse {
     }
 }
 
-/// At most `max` cards: beyond it the first `max - 1` and one warning card saying how
-/// many were not shown (`server.max_cards`), so nothing is dropped silently.
+/// At most `max` cards: beyond it the `max - 1` most urgent and one warning card saying
+/// how many were not shown (`server.max_cards`), so nothing is dropped silently.
 fn cap_cards(mut all: Vec<Card>, max: usize) -> Vec<Card> {
     if all.len() <= max {
         return all;
     }
+    // The most urgent cards are the ones kept: critical, then warning, then info, each
+    // in the order the cards were built.
+    all.sort_by_key(|c| match c.indicator {
+        Indicator::Critical => 0,
+        Indicator::Warning => 1,
+        Indicator::Info => 2,
+    });
     let hidden = all.len() - (max - 1);
     all.truncate(max - 1);
     let source = all[0].source.clone();
@@ -411,4 +443,43 @@ pub async fn call_service(
     span.record("cards", response.cards.len());
     tracing::info!(cards = response.cards.len(), "answered");
     Ok(HttpResponse::Ok().json(response))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_next_link_spelt_with_an_escape_is_still_found() {
+        let plain = r#"{"resourceType":"Bundle","link":[{"relation":"next","url":"u"}]}"#;
+        let escaped = r#"{"resourceType":"Bundle","link":[{"relation":"n\u0065xt","url":"u"}]}"#;
+        assert_eq!(may_have_next(plain).as_deref(), Some("u"));
+        assert_eq!(may_have_next(escaped).as_deref(), Some("u"));
+        assert_eq!(may_have_next(r#"{"resourceType":"Bundle"}"#), None);
+    }
+
+    #[test]
+    fn a_medication_reference_with_an_escaped_slash_is_still_searched_for() {
+        let docs = vec![(
+            "a".to_string(),
+            Cow::Borrowed(
+                r#"{"resourceType":"MedicationRequest","id":"r1","status":"active","intent":"order","medicationReference":{"reference":"Medication\/m1"}}"#,
+            ),
+        )];
+        assert_eq!(unresolved_medications(&docs), vec!["m1"]);
+        let none = vec![(
+            "a".to_string(),
+            Cow::Borrowed(r#"{"resourceType":"Patient"}"#),
+        )];
+        assert!(unresolved_medications(&none).is_empty());
+    }
+
+    #[test]
+    fn only_fhir_ids_go_into_the_medication_search() {
+        assert!(is_fhir_id("norepi-4.mg"));
+        assert!(!is_fhir_id("a,b"));
+        assert!(!is_fhir_id("a&_format=xml"));
+        assert!(!is_fhir_id(""));
+        assert!(!is_fhir_id(&"x".repeat(65)));
+    }
 }
