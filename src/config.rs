@@ -252,6 +252,17 @@ struct RawLog {
     format: Option<LogFormat>,
 }
 
+/// The text of the configuration file at `path`, if one is given.
+fn read_config_file(path: Option<&Path>) -> Result<Option<String>, ConfigError> {
+    path.map(|p| {
+        std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+            path: p.to_path_buf(),
+            source,
+        })
+    })
+    .transpose()
+}
+
 fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key: key.to_string(),
@@ -737,16 +748,8 @@ impl Settings {
         path: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Settings, ConfigError> {
-        match path {
-            Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
-                    path: p.to_path_buf(),
-                    source,
-                })?;
-                Settings::from_sources(Some((p, &text)), env)
-            }
-            None => Settings::from_sources(None, env),
-        }
+        let text = read_config_file(path)?;
+        Settings::from_sources(path.zip(text.as_deref()), env)
     }
 
     /// As [`Settings::load`] for `grade` (see [`Settings::grading_from_sources`]).
@@ -754,16 +757,8 @@ impl Settings {
         path: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Settings, ConfigError> {
-        match path {
-            Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
-                    path: p.to_path_buf(),
-                    source,
-                })?;
-                Settings::grading_from_sources(Some((p, &text)), env)
-            }
-            None => Settings::grading_from_sources(None, env),
-        }
+        let text = read_config_file(path)?;
+        Settings::grading_from_sources(path.zip(text.as_deref()), env)
     }
 
     /// Embedded defaults only (tests start from these).
