@@ -86,6 +86,28 @@ pub fn assess(
     now: Timestamp,
     policy: &Policy,
 ) -> Assessment {
+    assess_with(facts, orders, now, policy, true)
+}
+
+/// As [`assess`] without the worst grades over the window (`crs_worst_24h` and
+/// `icans_worst_24h` are `None`): for the course (issue 12), which grades every instant
+/// anyway, so re-grading the window at each of them would make its cost quadratic.
+pub fn assess_for_series(
+    facts: &PatientFacts,
+    orders: &[DoseOrder],
+    now: Timestamp,
+    policy: &Policy,
+) -> Assessment {
+    assess_with(facts, orders, now, policy, false)
+}
+
+fn assess_with(
+    facts: &PatientFacts,
+    orders: &[DoseOrder],
+    now: Timestamp,
+    policy: &Policy,
+    with_worst: bool,
+) -> Assessment {
     let mut report = Report::default();
     let crs = grade_crs(facts, now, policy, &mut report);
     let crs_end = report.evidence.len();
@@ -176,7 +198,11 @@ pub fn assess(
         .contains(&Flag::SteroidsIndicated)
         .then(|| steroid_suggestion(facts, icans.grade, now, policy))
         .flatten();
-    let (crs_worst_24h, icans_worst_24h) = worst_over_window(facts, now, policy);
+    let (crs_worst_24h, icans_worst_24h) = if with_worst {
+        worst_over_window(facts, now, policy)
+    } else {
+        (None, None)
+    };
 
     Assessment {
         at: now,

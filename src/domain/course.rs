@@ -10,7 +10,7 @@
 //! from-scratch baseline, kept for the benchmark and as the oracle of the property
 //! tests (both must give the same series).
 
-use super::assess::{Assessment, LAB_WINDOW_HOURS, assess};
+use super::assess::{Assessment, LAB_WINDOW_HOURS, assess_for_series};
 use super::facts::{
     Drug, DrugClass, DrugExposure, Fact, OxygenDevice, PatientFacts, Source, Ventilation,
     VentilationMode,
@@ -559,7 +559,14 @@ pub fn series_naive(
     let start = series_start(infusion, until, params);
     instants(facts, start, until, policy, params)
         .into_iter()
-        .map(|t| point(&assess(&facts_known_at(facts, t), &[], t, policy)))
+        .map(|t| {
+            point(&assess_for_series(
+                &facts_known_at(facts, t),
+                &[],
+                t,
+                policy,
+            ))
+        })
         .collect()
 }
 
@@ -722,7 +729,7 @@ pub fn series(
             |e| e.start,
             clip_exposure,
         );
-        out.push(point(&assess(&w, &[], t, policy)));
+        out.push(point(&assess_for_series(&w, &[], t, policy)));
     }
     out
 }

@@ -25,7 +25,7 @@ mod safety_tests;
 #[cfg(test)]
 pub(crate) mod testkit;
 
-pub use assess::{Assessment, LAB_WINDOW_HOURS, assess};
+pub use assess::{Assessment, LAB_WINDOW_HOURS, assess, assess_for_series};
 pub use course::{
     Course, CourseParams, CoursePoint, DEXAMETHASONE_Q6H_DAILY_MG, Dose, Episode, GradeState,
     OXYGEN_CLASSES, Steroids, Stretch, Syndrome, SyndromeCourse, TOCILIZUMAB_MAX_PER_EPISODE,
