@@ -229,31 +229,10 @@ fn assess_with(
 /// (RULES.md §7 S11), plus `now`.
 fn change_instants(facts: &PatientFacts, now: Timestamp, policy: &Policy) -> Vec<Timestamp> {
     let window = Window::ending_at(now, policy.window_hours);
+    let grace_ms = (policy.pressor_current_hours * 3_600_000.0).round() as i64;
     let mut t: Vec<Timestamp> = Vec::new();
-    t.extend(facts.temperatures.iter().map(|f| f.at));
-    t.extend(facts.systolic.iter().map(|f| f.at));
-    t.extend(facts.hypotension_asserted.iter().map(|f| f.at));
-    t.extend(facts.oxygen_devices.iter().map(|f| f.at));
-    t.extend(facts.oxygen_flows.iter().map(|f| f.at));
-    t.extend(facts.neuro_scores.iter().map(|f| f.at));
-    t.extend(facts.consciousness.iter().map(|f| f.at));
-    t.extend(facts.seizures.iter().map(|f| f.at));
-    t.extend(facts.motor.iter().map(|f| f.at));
-    t.extend(facts.cerebral_edema.iter().map(|f| f.at));
-    t.extend(facts.recorded_crs_grades.iter().map(|f| f.at));
-    t.extend(facts.medications_given.iter().map(|m| m.at));
-    for e in facts.vasoactive.iter().chain(&facts.sedatives) {
-        t.push(e.start);
-        if let Some(end) = e.end {
-            t.push(end);
-        }
-    }
-    for v in &facts.ventilation {
-        t.push(v.start);
-        if let Some(end) = v.end {
-            t.push(end);
-        }
-    }
+    facts.each_observation_time(|at| t.push(at));
+    facts.each_treatment_time(grace_ms, |at| t.push(at));
     t.retain(|at| window.contains(*at));
     t.push(now);
     t.sort();
@@ -261,8 +240,6 @@ fn change_instants(facts: &PatientFacts, now: Timestamp, policy: &Policy) -> Vec
     t
 }
 
-/// RULES.md §7 S11: the worst CRS and ICANS grades over the window, each instant
-/// graded with only the facts known then (simple and correct; one grading per instant).
 fn worst_over_window(
     facts: &PatientFacts,
     now: Timestamp,

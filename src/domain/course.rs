@@ -464,55 +464,16 @@ pub fn instants(
         t += step;
     }
     out.push(until);
-    let mut obs = |at: Timestamp| {
+    facts.each_observation_time(|at| {
         out.push(at);
         out.push(Timestamp(at.0 + window_ms));
-    };
-    for_each_observation_time(facts, &mut obs);
-    for m in &facts.medications_given {
-        out.push(m.at);
-    }
+    });
     let pressor_grace_ms = (policy.pressor_current_hours * MS_PER_HOUR as f64).round() as i64;
-    for e in &facts.vasoactive {
-        out.push(e.start);
-        out.extend(e.end);
-        // RULES.md §7 S11: a stopped pressor stops counting this long after its end.
-        out.extend(e.end.map(|end| Timestamp(end.0 + pressor_grace_ms)));
-    }
-    for e in &facts.sedatives {
-        out.push(e.start);
-        out.extend(e.end);
-    }
-    for v in &facts.ventilation {
-        out.push(v.start);
-        out.extend(v.end);
-    }
+    facts.each_treatment_time(pressor_grace_ms, |at| out.push(at));
     out.retain(|t| *t >= start && *t <= until);
     out.sort_unstable();
     out.dedup();
     out
-}
-
-fn for_each_observation_time(facts: &PatientFacts, f: &mut impl FnMut(Timestamp)) {
-    fn each<T>(v: &[Fact<T>], f: &mut impl FnMut(Timestamp)) {
-        v.iter().for_each(|x| f(x.at));
-    }
-    each(&facts.weights, f);
-    each(&facts.temperatures, f);
-    each(&facts.systolic, f);
-    each(&facts.hypotension_asserted, f);
-    each(&facts.oxygen_devices, f);
-    each(&facts.oxygen_flows, f);
-    each(&facts.fio2, f);
-    each(&facts.neuro_scores, f);
-    each(&facts.consciousness, f);
-    each(&facts.seizures, f);
-    each(&facts.motor, f);
-    each(&facts.cerebral_edema, f);
-    each(&facts.labs, f);
-    each(&facts.findings, f);
-    each(&facts.findings_absent, f);
-    each(&facts.recorded_crs_grades, f);
 }
 
 fn series_start(infusion: Timestamp, until: Timestamp, params: &CourseParams) -> Timestamp {

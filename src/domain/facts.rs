@@ -879,3 +879,51 @@ pub struct PatientFacts {
     /// running or stopped (RULES.md §7 S4).
     pub sedatives: Vec<DrugExposure>,
 }
+
+impl PatientFacts {
+    /// Calls `f` with the time of every observed fact (Observations and findings of any
+    /// kind): the instants at which what the engine knows changes.
+    pub fn each_observation_time(&self, mut f: impl FnMut(Timestamp)) {
+        fn each<T>(v: &[Fact<T>], f: &mut impl FnMut(Timestamp)) {
+            v.iter().for_each(|x| f(x.at));
+        }
+        each(&self.weights, &mut f);
+        each(&self.temperatures, &mut f);
+        each(&self.systolic, &mut f);
+        each(&self.hypotension_asserted, &mut f);
+        each(&self.oxygen_devices, &mut f);
+        each(&self.oxygen_flows, &mut f);
+        each(&self.fio2, &mut f);
+        each(&self.neuro_scores, &mut f);
+        each(&self.consciousness, &mut f);
+        each(&self.seizures, &mut f);
+        each(&self.motor, &mut f);
+        each(&self.cerebral_edema, &mut f);
+        each(&self.labs, &mut f);
+        each(&self.findings, &mut f);
+        each(&self.findings_absent, &mut f);
+        each(&self.recorded_crs_grades, &mut f);
+    }
+
+    /// Calls `f` with every medication given and every start and end of a vasoactive or
+    /// sedative exposure or a ventilation; `pressor_grace_ms` later than each vasopressor
+    /// end too, when it stops counting as current (RULES.md §7 S11).
+    pub fn each_treatment_time(&self, pressor_grace_ms: i64, mut f: impl FnMut(Timestamp)) {
+        self.medications_given.iter().for_each(|m| f(m.at));
+        for e in &self.vasoactive {
+            f(e.start);
+            if let Some(end) = e.end {
+                f(end);
+                f(Timestamp(end.0 + pressor_grace_ms));
+            }
+        }
+        for e in &self.sedatives {
+            f(e.start);
+            e.end.into_iter().for_each(&mut f);
+        }
+        for v in &self.ventilation {
+            f(v.start);
+            v.end.into_iter().for_each(&mut f);
+        }
+    }
+}
