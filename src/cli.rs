@@ -878,33 +878,11 @@ fn patient_id_of(value: &Value) -> String {
 
 /// The latest instant of any fact in the record (the default end of a course).
 fn latest_fact(f: &domain::PatientFacts) -> Option<Timestamp> {
-    let mut all: Vec<Timestamp> = Vec::new();
-    all.extend(f.temperatures.iter().map(|x| x.at));
-    all.extend(f.systolic.iter().map(|x| x.at));
-    all.extend(f.hypotension_asserted.iter().map(|x| x.at));
-    all.extend(f.oxygen_devices.iter().map(|x| x.at));
-    all.extend(f.oxygen_flows.iter().map(|x| x.at));
-    all.extend(f.neuro_scores.iter().map(|x| x.at));
-    all.extend(f.consciousness.iter().map(|x| x.at));
-    all.extend(f.seizures.iter().map(|x| x.at));
-    all.extend(f.motor.iter().map(|x| x.at));
-    all.extend(f.cerebral_edema.iter().map(|x| x.at));
-    all.extend(f.labs.iter().map(|x| x.at));
-    all.extend(f.medications_given.iter().map(|x| x.at));
-    all.extend(
-        f.vasoactive
-            .iter()
-            .flat_map(|e| [Some(e.start), e.end])
-            .flatten(),
-    );
-    all.extend(
-        f.ventilation
-            .iter()
-            .flat_map(|e| [Some(e.start), e.end])
-            .flatten(),
-    );
-    all.extend(f.infusion.as_ref().map(|i| i.at));
-    all.into_iter().max()
+    let mut latest = f.infusion.as_ref().map(|i| i.at);
+    let mut see = |t: Timestamp| latest = latest.max(Some(t));
+    f.each_observation_time(&mut see);
+    f.each_treatment_time(0, &mut see);
+    latest
 }
 
 /// The course as a readable table: the card line, the episodes, the treatments.
