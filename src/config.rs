@@ -70,6 +70,10 @@ pub struct Settings {
     pub log: LogSettings,
     /// `[auth]`: CDS client authentication (CDS Hooks "Trusting CDS Clients").
     pub auth: AuthSettings,
+    /// `[app]`: the SMART app (issue 13).
+    pub app: AppSettings,
+    /// `[cards]`: what the cards carry besides the grading (issue 13: app links).
+    pub cards: CardSettings,
     /// Demo mode: also serve the synthetic FHIR endpoint `/demo/fhir`. Set only by
     /// `serve --demo`: no file key or environment variable can turn it on.
     pub demo: bool,
@@ -163,6 +167,44 @@ pub struct LogSettings {
     pub format: LogFormat,
 }
 
+/// `[app]`: the SMART app served at `/app` (issue 13).
+#[derive(Clone, Debug)]
+pub struct AppSettings {
+    /// `app.client_id`: the OAuth client id registered with the EHR (default `crs-cds`).
+    pub client_id: String,
+    /// `app.allowed_issuers`: the FHIR servers (`iss`) a launch may name, without a
+    /// trailing `/`; any other `iss` is refused before any request goes out.
+    pub allowed_issuers: Vec<String>,
+    /// `CRS_CDS_APP_COOKIE_KEY` (environment only, never a file): base64 of at least 32
+    /// random bytes; encrypts the launch cookie. Shared by all replicas. Unset: the app
+    /// routes answer 503 (in demo mode a random key per process is used instead).
+    pub cookie_key: Option<secrecy::SecretString>,
+    /// `app.frame_ancestors`: the CSP `frame-ancestors` sources (default `'self'`).
+    pub frame_ancestors: String,
+}
+
+/// `cards.app_links`: which links the grading card carries to the app.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AppLinks {
+    /// A `smart` link (EHR launch of `/app/launch`, with an opaque `appContext`).
+    Smart,
+    /// An `absolute` link (a standalone launch of the app, for EHRs that do not launch
+    /// SMART apps).
+    Absolute,
+    /// Both.
+    Both,
+    /// No link.
+    None,
+}
+
+/// `[cards]`.
+#[derive(Clone, Debug)]
+pub struct CardSettings {
+    /// `cards.app_links` (default `smart`).
+    pub app_links: AppLinks,
+}
+
 /// The default feedback database: a SQLite file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://crs-cds-feedback.db?mode=rwc";
 /// The default bind address.
@@ -187,6 +229,27 @@ struct RawSettings {
     log: RawLog,
     #[serde(default)]
     auth: AuthSettings,
+    #[serde(default)]
+    app: RawApp,
+    #[serde(default)]
+    cards: RawCards,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApp {
+    client_id: Option<String>,
+    allowed_issuers: Option<Vec<String>>,
+    frame_ancestors: Option<String>,
+    /// Never read from a file (a secret): only `CRS_CDS_APP_COOKIE_KEY` sets it.
+    #[serde(skip)]
+    cookie_key: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCards {
+    app_links: Option<AppLinks>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -313,6 +376,11 @@ const KNOWN_ENV: &[&str] = &[
     "CRS_CDS_GRADING_ALLOW_TIME_OVERRIDE",
     "CRS_CDS_AUTH_REQUIRED",
     "CRS_CDS_LOG_FORMAT",
+    "CRS_CDS_APP_CLIENT_ID",
+    "CRS_CDS_APP_ALLOWED_ISSUERS",
+    "CRS_CDS_APP_COOKIE_KEY",
+    "CRS_CDS_APP_FRAME_ANCESTORS",
+    "CRS_CDS_CARDS_APP_LINKS",
 ];
 
 /// The `CRS_CDS_*` variables `grade` applies: grading and terminology only.
@@ -408,6 +476,33 @@ impl RawSettings {
                 self.grading.allow_time_override = Some(parse_bool(key, value)?)
             }
             "CRS_CDS_AUTH_REQUIRED" => self.auth.required = parse_bool(key, value)?,
+            "CRS_CDS_APP_CLIENT_ID" => self.app.client_id = Some(value.to_string()),
+            "CRS_CDS_APP_ALLOWED_ISSUERS" => {
+                self.app.allowed_issuers = Some(
+                    value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string)
+                        .collect(),
+                )
+            }
+            "CRS_CDS_APP_COOKIE_KEY" => self.app.cookie_key = Some(value.to_string()),
+            "CRS_CDS_APP_FRAME_ANCESTORS" => self.app.frame_ancestors = Some(value.to_string()),
+            "CRS_CDS_CARDS_APP_LINKS" => {
+                self.cards.app_links = Some(match value.trim().to_ascii_lowercase().as_str() {
+                    "smart" => AppLinks::Smart,
+                    "absolute" => AppLinks::Absolute,
+                    "both" => AppLinks::Both,
+                    "none" => AppLinks::None,
+                    other => {
+                        return Err(invalid(
+                            key,
+                            format!("{other:?}: expected smart, absolute, both or none"),
+                        ));
+                    }
+                })
+            }
             "CRS_CDS_LOG_FORMAT" => {
                 self.log.format = Some(match value.trim().to_ascii_lowercase().as_str() {
                     "json" => LogFormat::Json,
@@ -592,8 +687,13 @@ impl RawSettings {
                 "required when auth is on: a JWT's aud is checked against it",
             ));
         }
+        let app = validate_app(self.app)?;
         Ok(Settings {
             demo: false,
+            app,
+            cards: CardSettings {
+                app_links: self.cards.app_links.unwrap_or(AppLinks::Smart),
+            },
             auth,
             server: ServerSettings {
                 bind,
@@ -621,6 +721,73 @@ impl RawSettings {
             },
         })
     }
+}
+
+/// The decoded bytes of a cookie key (standard or URL-safe base64, padded or not).
+pub fn decode_cookie_key(text: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    let t = text.trim();
+    [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
+        .iter()
+        .find_map(|e| e.decode(t).ok())
+}
+
+/// The shortest cookie key, in bytes (the `cookie` crate derives its keys from it).
+pub const MIN_COOKIE_KEY_BYTES: usize = 32;
+
+fn validate_app(raw: RawApp) -> Result<AppSettings, ConfigError> {
+    let client_id = raw.client_id.unwrap_or_else(|| "crs-cds".to_string());
+    if client_id.trim().is_empty() || client_id.chars().any(char::is_control) {
+        return Err(invalid("app.client_id", "must be a non-empty printable string"));
+    }
+    let mut allowed_issuers = Vec::new();
+    for iss in raw.allowed_issuers.unwrap_or_default() {
+        let iss = iss.trim().trim_end_matches('/').to_string();
+        if !(iss.starts_with("https://") || iss.starts_with("http://"))
+            || iss.contains(['?', '#', '@'])
+            || iss.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(invalid(
+                "app.allowed_issuers",
+                format!("{iss:?}: must be an http(s) FHIR base URL without userinfo, query or fragment"),
+            ));
+        }
+        allowed_issuers.push(iss);
+    }
+    let frame_ancestors = raw.frame_ancestors.unwrap_or_else(|| "'self'".to_string());
+    // The value goes into a CSP header: one directive's sources, nothing else.
+    if frame_ancestors.trim().is_empty()
+        || frame_ancestors.contains([';', ','])
+        || frame_ancestors.chars().any(|c| c.is_control() || !c.is_ascii())
+    {
+        return Err(invalid(
+            "app.frame_ancestors",
+            "must be CSP frame-ancestors sources (no ';', ',' or control characters)",
+        ));
+    }
+    let cookie_key = match raw.cookie_key {
+        None => None,
+        Some(text) => match decode_cookie_key(&text) {
+            Some(bytes) if bytes.len() >= MIN_COOKIE_KEY_BYTES => {
+                Some(secrecy::SecretString::from(text.trim().to_string()))
+            }
+            _ => {
+                return Err(invalid(
+                    "CRS_CDS_APP_COOKIE_KEY",
+                    format!(
+                        "must be base64 of at least {MIN_COOKIE_KEY_BYTES} random bytes (e.g. `openssl rand -base64 48`)"
+                    ),
+                ));
+            }
+        },
+    };
+    Ok(AppSettings {
+        client_id,
+        allowed_issuers,
+        cookie_key,
+        frame_ancestors: frame_ancestors.trim().to_string(),
+    })
 }
 
 fn validate_limits(server: &RawServer) -> Result<LimitSettings, ConfigError> {

@@ -11,6 +11,8 @@
 //! `status` (comma lists), paged by `_count` (default 50, at most 200) with `next` links;
 //! other parameters (`_sort`, dates) are ignored, as FHIR's lenient handling allows.
 
+pub mod auth;
+pub mod ehr;
 pub mod patients;
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -29,6 +31,10 @@ const MAX_COUNT: usize = 200;
 pub fn scope() -> actix_web::Scope {
     web::scope(FHIR_PATH)
         .route("/metadata", web::get().to(metadata))
+        .route(
+            "/.well-known/smart-configuration",
+            web::get().to(auth::smart_configuration),
+        )
         .route("/{type}", web::get().to(search))
         .route("/{type}/{id}", web::get().to(read))
 }
@@ -154,7 +160,7 @@ fn matches(resource: &Value, params: &[(String, String)]) -> bool {
 }
 
 /// Percent-encodes a query component (RFC 3986 unreserved characters stay).
-fn encode(s: &str) -> String {
+pub(crate) fn encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {

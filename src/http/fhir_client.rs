@@ -264,6 +264,12 @@ impl FhirClient {
         self.deadline
     }
 
+    /// The underlying client (no redirects), for the SMART app's discovery and token
+    /// requests, which are not FHIR reads.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     /// The caps.
     pub fn limits(&self) -> FetchLimits {
         self.limits

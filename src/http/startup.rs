@@ -51,6 +51,8 @@ pub struct AppState {
     pub cpu: CpuPool,
     /// Body-read timeout, caps (issue 10).
     pub limits: LimitSettings,
+    /// The SMART app and the card links (issue 13).
+    pub app: routes::app::AppRuntime,
 }
 
 fn url_is_postgres(url: &str) -> bool {
@@ -101,7 +103,14 @@ impl Application {
         }
         let shared_replay = url_is_postgres(&settings.feedback.database_url);
         let limits = settings.server.limits.clone();
+        let port = listener
+            .local_addr()
+            .context("reading the bound address")?
+            .port();
+        let app_runtime = routes::app::AppRuntime::new(settings, port);
+        let csp = app_runtime.csp.clone();
         let state = web::Data::new(AppState {
+            app: app_runtime,
             terminology,
             policy: settings.grading.policy.clone(),
             allow_time_override: settings.grading.allow_time_override,
@@ -120,10 +129,6 @@ impl Application {
             cpu: CpuPool::new(limits.cpu_workers, limits.cpu_queue),
             limits: limits.clone(),
         });
-        let port = listener
-            .local_addr()
-            .context("reading the bound address")?
-            .port();
         let mut auth = settings.auth.clone();
         auth.required = settings.auth_enabled();
         if !auth.required {
@@ -152,6 +157,7 @@ impl Application {
         let gate = web::Data::new(AuthGate::new(verifier, audience_base));
         let bench = settings.server.bench_endpoints;
         let demo = settings.demo;
+        let demo_auth = demo.then(|| web::Data::new(crate::demo::auth::DemoAuth::default()));
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             let cors = Cors::default()
@@ -233,7 +239,12 @@ impl Application {
                 .route("/openapi.json", web::get().to(routes::landing::openapi))
                 .route("/healthz", web::get().to(routes::health::healthz))
                 .route("/readyz", web::get().to(routes::health::readyz))
-                .route("/metrics", web::get().to(routes::health::metrics));
+                .route("/metrics", web::get().to(routes::health::metrics))
+                .service(
+                    web::scope("/app")
+                        .wrap(routes::app::security_headers(&csp))
+                        .configure(routes::app::routes),
+                );
             if bench {
                 app = app
                     .route("/bench/ceiling", web::get().to(routes::health::ceiling))
@@ -242,8 +253,12 @@ impl Application {
                         web::post().to(routes::health::naive_fhirbolt),
                     );
             }
-            if demo {
-                app = app.service(crate::demo::scope());
+            if let Some(auth) = &demo_auth {
+                app = app
+                    .app_data(auth.clone())
+                    .service(crate::demo::auth::scope())
+                    .service(crate::demo::ehr::scope())
+                    .service(crate::demo::scope());
             }
             app.default_service(web::to(routes::health::not_found))
         })

@@ -150,8 +150,75 @@ pub struct Card {
     /// Reasons offered when the user dismisses the card.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub override_reasons: Vec<Coding>,
+    /// Links (CDS Hooks 2.0.1 "Link"): the app link on the grading card (issue 13).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<Link>,
     /// `{"org.crs-cds": {...}}`.
     pub extension: Value,
+}
+
+/// A card link (CDS Hooks 2.0.1 "Link"): `absolute` opens a URL, `smart` launches a SMART
+/// app with `appContext`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Link {
+    /// Human-readable label.
+    pub label: String,
+    /// The URL (a SMART app's launch URL for `smart`).
+    pub url: String,
+    /// `absolute` or `smart`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Opaque context for a `smart` link, passed back by the EHR in the token response;
+    /// never patient data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app_context: Option<String>,
+}
+
+/// The label of the app link.
+pub const APP_LINK_LABEL: &str = "CRS/ICANS course";
+/// The `appContext` of the app link: opaque, no patient data (the patient comes from the
+/// EHR's launch context).
+pub const APP_LINK_CONTEXT: &str = "course";
+
+/// The links to the SMART app at `{base}/app/launch`: a `smart` link (EHR launch), an
+/// `absolute` one (the same URL opened directly starts a standalone launch), both or none.
+pub fn app_links(base: &str, smart: bool, absolute: bool) -> Vec<Link> {
+    let url = format!("{}/app/launch", base.trim_end_matches('/'));
+    let mut links = Vec::new();
+    if smart {
+        links.push(Link {
+            label: APP_LINK_LABEL.to_string(),
+            url: url.clone(),
+            kind: "smart",
+            app_context: Some(APP_LINK_CONTEXT.to_string()),
+        });
+    }
+    if absolute {
+        links.push(Link {
+            label: APP_LINK_LABEL.to_string(),
+            url,
+            kind: "absolute",
+            app_context: None,
+        });
+    }
+    links
+}
+
+/// The topic code of the grading card (the one with the grades).
+pub const GRADING_TOPIC: &str = "crs-icans-grade";
+
+/// Puts `links` on the grading card of `cards` (patient-view: the card with the grades,
+/// present only when a CAR-T infusion is on record); other cards stay without links.
+pub fn attach_app_links(hook: Hook, cards: &mut [Card], links: &[Link]) {
+    if hook != Hook::PatientView || links.is_empty() {
+        return;
+    }
+    for c in cards.iter_mut() {
+        if c.source.topic.code == GRADING_TOPIC {
+            c.links = links.to_vec();
+        }
+    }
 }
 
 /// The response body: `{"cards": [...]}`.
@@ -642,10 +709,11 @@ fn grading_card(input: &CardInput<'_>) -> Card {
         summary: grading_summary(a),
         detail: super::course::with_course_line(input.course, grading_detail(a, input.data_issues)),
         indicator,
-        source: topic("crs-icans-grade", "CRS/ICANS grade"),
+        source: topic(GRADING_TOPIC, "CRS/ICANS grade"),
         suggestions,
         selection_behavior,
         override_reasons: Vec::new(),
+        links: Vec::new(),
         extension: super::course::with_course_extension(input.course, ext(a, None)),
     }
 }
@@ -671,6 +739,7 @@ fn plain_card(
         } else {
             Vec::new()
         },
+        links: Vec::new(),
         extension: ext(a, check),
     }
 }

@@ -7,5 +7,7 @@
 //! tooltip in a mark (needed to show each point's grade and evidence).
 
 mod chart;
+mod page;
 
 pub use chart::course_svg;
+pub use page::{APP_CSS, APP_JS, PageInput, course_page};

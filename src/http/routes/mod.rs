@@ -1,5 +1,6 @@
 //! Route handlers.
 
+pub mod app;
 pub mod feedback;
 pub mod health;
 pub mod landing;
@@ -69,12 +70,17 @@ pub fn route_label(path: &str) -> &'static str {
         "/metrics" => "/metrics",
         "/bench/ceiling" => "/bench/ceiling",
         "/bench/naive-fhirbolt" => "/bench/naive-fhirbolt",
+        "/app/launch" => "/app/launch",
+        "/app/callback" => "/app/callback",
         p => match p.strip_prefix("/cds-services/") {
             Some(rest) if rest.ends_with("/feedback") && !rest[..rest.len() - 9].contains('/') => {
                 "/cds-services/{id}/feedback"
             }
             Some(rest) if !rest.is_empty() && !rest.contains('/') => "/cds-services/{id}",
             _ if p.starts_with("/demo/fhir/") => "/demo/fhir",
+            _ if p.starts_with("/app/static/") => "/app/static",
+            _ if p.starts_with("/demo/auth/") => "/demo/auth",
+            _ if p == "/demo/ehr" || p.starts_with("/demo/ehr/") => "/demo/ehr",
             _ => "unmatched",
         },
     }

@@ -325,8 +325,103 @@ fn grade(work: Work, state: &AppState) -> CdsResponse {
         draft_orders: draft_orders.as_ref(),
         course: course.as_ref(),
     };
-    CdsResponse {
-        cards: cap_cards(cards(&input), work.max_cards),
+    let mut cards = cap_cards(cards(&input), work.max_cards);
+    // The app link (issue 13) goes on the patient-view grading card only.
+    crate::protocol::cards::attach_app_links(work.hook, &mut cards, &state.app.links);
+    CdsResponse { cards }
+}
+
+/// What the SMART app and the demo EHR read for one patient: the patient-view service's
+/// documents, fetched as a hook call without prefetch would fetch them (the same
+/// templates, FHIR client, paging, Medication follow-up, deadline and caps).
+pub struct PatientViewData {
+    /// (prefetch key, JSON page) documents for the adapter.
+    pub documents: Vec<(String, String)>,
+    /// Data problems of the gathering (pages not read), in words.
+    pub issues: Vec<String>,
+    /// The FHIR budget: its deadline also covers the processing.
+    pub budget: Option<CallBudget>,
+}
+
+/// The patient-view hook request for `patient_id` on `fhir_server` with `token`, without
+/// prefetch: every template key is fetched.
+fn patient_view_request(
+    fhir_server: &str,
+    token: Option<&secrecy::SecretString>,
+    patient_id: &str,
+) -> Result<ValidRequest, ApiError> {
+    use secrecy::ExposeSecret;
+    let mut body = serde_json::json!({
+        "hook": Hook::PatientView.name(),
+        "hookInstance": uuid::Uuid::new_v4().to_string(),
+        "fhirServer": fhir_server,
+        "context": { "patientId": patient_id },
+    });
+    if let Some(t) = token {
+        body["fhirAuthorization"] = serde_json::json!({
+            "access_token": t.expose_secret(),
+            "token_type": "Bearer",
+            "scope": "",
+            "subject": "crs-cds",
+        });
+    }
+    let bytes = serde_json::to_vec(&body)
+        .map_err(|_| ApiError::Internal("serializing the patient-view request".into()))?;
+    Ok(CdsRequest::parse(&bytes)?.validate(Hook::PatientView)?)
+}
+
+/// The patient-view service's documents for `patient_id` from `fhir_server` (see
+/// [`PatientViewData`]).
+pub async fn gather_patient_view(
+    state: &AppState,
+    fhir_server: &str,
+    token: Option<&secrecy::SecretString>,
+    patient_id: &str,
+) -> Result<PatientViewData, ApiError> {
+    let service = discovery::services()
+        .iter()
+        .find(|s| s.hook() == Hook::PatientView)
+        .ok_or_else(|| ApiError::Internal("no patient-view service is defined".into()))?;
+    let request = patient_view_request(fhir_server, token, patient_id)?;
+    let gathered = gather(&request, service, state).await?;
+    Ok(PatientViewData {
+        documents: gathered
+            .documents
+            .into_iter()
+            .map(|(o, j)| (o, j.into_owned()))
+            .collect(),
+        issues: gathered.issues,
+        budget: gathered.budget,
+    })
+}
+
+/// The patient-view cards for `patient_id` from `fhir_server` at `now`, as a hook call
+/// without prefetch would answer them (the demo EHR shows them with their links).
+pub async fn patient_view_cards(
+    state: &web::Data<AppState>,
+    fhir_server: &str,
+    patient_id: &str,
+    now: Timestamp,
+) -> Result<CdsResponse, ApiError> {
+    let data = gather_patient_view(state, fhir_server, None, patient_id).await?;
+    let work = Work {
+        hook: Hook::PatientView,
+        patient_id: patient_id.to_string(),
+        documents: data.documents,
+        draft_orders: None,
+        selections: Vec::new(),
+        issues: data.issues,
+        now,
+        max_cards: state.limits.max_cards,
+    };
+    let admitted = state.cpu.admit()?;
+    let graded = admitted.run(state.clone().into_inner(), move |s| grade(work, &s));
+    match &data.budget {
+        Some(budget) => match tokio::time::timeout_at(budget.deadline_at(), graded).await {
+            Ok(r) => r,
+            Err(_) => Err(budget.expired(&state.metrics).into()),
+        },
+        None => graded.await,
     }
 }
 
@@ -357,6 +452,7 @@ fn cap_cards(mut all: Vec<Card>, max: usize) -> Vec<Card> {
         suggestions: Vec::new(),
         selection_behavior: None,
         override_reasons: Vec::new(),
+        links: Vec::new(),
         extension: serde_json::json!({ "org.crs-cds": { "cardsNotShown": hidden } }),
     });
     all
