@@ -49,6 +49,128 @@ async fn logs_never_contain_the_patient_id_or_the_token() {
     assert!(!logs.contains(token), "token leaked into the logs");
 }
 
+#[tokio::test]
+async fn the_smart_app_never_logs_the_code_state_token_verifier_or_patient() {
+    use wiremock::matchers::path;
+    let patient = "PATIENT-SMART-789";
+    let token = "TOKEN-SMART-0123456789";
+    let code = "CODE-SMART-4242";
+    let name = "Zyxwvut";
+    let ehr = MockServer::start().await;
+    let base = ehr.uri();
+    Mock::given(method("GET"))
+        .and(path("/fhir/.well-known/smart-configuration"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "authorization_endpoint": format!("{base}/authorize"),
+            "token_endpoint": format!("{base}/token"),
+            "code_challenge_methods_supported": ["S256"],
+        })))
+        .mount(&ehr)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "access_token": token, "token_type": "Bearer", "expires_in": 300,
+            "scope": "launch patient/Observation.rs", "patient": patient, "appContext": "course",
+        })))
+        .mount(&ehr)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/fhir/Patient/{patient}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "resourceType": "Patient", "id": patient, "name": [{"family": name}], "birthDate": "1970-01-01",
+        })))
+        .mount(&ehr)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(empty_bundle()))
+        .mount(&ehr)
+        .await;
+    let iss = format!("{base}/fhir");
+    let allowed = iss.clone();
+    let app = crate::helpers::spawn_app_with(move |s| {
+        s.server.public_base_url = Some("https://cds.example.org".into());
+        s.app.allowed_issuers = vec![allowed];
+        s.app.cookie_key = Some("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".to_string().into());
+    })
+    .await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a client");
+    let launch = client
+        .get(
+            reqwest::Url::parse_with_params(
+                &format!("{}/app/launch", app.address),
+                &[("iss", iss.as_str()), ("launch", "LAUNCH-SMART-1")],
+            )
+            .expect("a URL"),
+        )
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(launch.status(), 302);
+    let cookie = launch.headers()["set-cookie"]
+        .to_str()
+        .expect("ASCII")
+        .split(';')
+        .next()
+        .expect("a pair")
+        .to_string();
+    let authorize = reqwest::Url::parse(launch.headers()["location"].to_str().expect("ASCII"))
+        .expect("a URL");
+    let state = authorize
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .expect("a state");
+    let page = client
+        .get(
+            reqwest::Url::parse_with_params(
+                &format!("{}/app/callback", app.address),
+                &[("code", code), ("state", state.as_str())],
+            )
+            .expect("a URL"),
+        )
+        .header("Cookie", cookie)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(page.status(), 200);
+    let received = ehr.received_requests().await.expect("recording is on");
+    let form = received
+        .iter()
+        .find(|r| r.url.path() == "/token")
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .expect("a token request");
+    let verifier = form
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("code_verifier="))
+        .expect("a verifier")
+        .to_string();
+    assert!(
+        received
+            .iter()
+            .filter(|r| r.url.path().starts_with("/fhir/Observation"))
+            .all(|r| r.headers.get("authorization").is_some_and(|v| v == &format!("Bearer {token}"))),
+        "the FHIR reads carry the access token"
+    );
+    app.stop().await;
+    let logs = captured_logs();
+    assert!(logs.contains("SMART app course shown"), "the flow was logged at all");
+    for (what, secret) in [
+        ("patient id", patient),
+        ("patient name", name),
+        ("access token", token),
+        ("code", code),
+        ("state", state.as_str()),
+        ("verifier", verifier.as_str()),
+        ("launch", "LAUNCH-SMART-1"),
+    ] {
+        assert!(!logs.contains(secret), "{what} leaked into the logs");
+    }
+}
+
 /// Lines the `serve` binary writes to stderr, as they come.
 fn stderr_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
     use std::io::BufRead;

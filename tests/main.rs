@@ -19,5 +19,6 @@ mod manifests;
 mod properties;
 mod realworld;
 mod service;
+mod smart;
 mod suggestions;
 mod tidy;
