@@ -739,7 +739,10 @@ pub const MIN_COOKIE_KEY_BYTES: usize = 32;
 fn validate_app(raw: RawApp) -> Result<AppSettings, ConfigError> {
     let client_id = raw.client_id.unwrap_or_else(|| "crs-cds".to_string());
     if client_id.trim().is_empty() || client_id.chars().any(char::is_control) {
-        return Err(invalid("app.client_id", "must be a non-empty printable string"));
+        return Err(invalid(
+            "app.client_id",
+            "must be a non-empty printable string",
+        ));
     }
     let mut allowed_issuers = Vec::new();
     for iss in raw.allowed_issuers.unwrap_or_default() {
@@ -750,7 +753,9 @@ fn validate_app(raw: RawApp) -> Result<AppSettings, ConfigError> {
         {
             return Err(invalid(
                 "app.allowed_issuers",
-                format!("{iss:?}: must be an http(s) FHIR base URL without userinfo, query or fragment"),
+                format!(
+                    "{iss:?}: must be an http(s) FHIR base URL without userinfo, query or fragment"
+                ),
             ));
         }
         allowed_issuers.push(iss);
@@ -759,7 +764,9 @@ fn validate_app(raw: RawApp) -> Result<AppSettings, ConfigError> {
     // The value goes into a CSP header: one directive's sources, nothing else.
     if frame_ancestors.trim().is_empty()
         || frame_ancestors.contains([';', ','])
-        || frame_ancestors.chars().any(|c| c.is_control() || !c.is_ascii())
+        || frame_ancestors
+            .chars()
+            .any(|c| c.is_control() || !c.is_ascii())
     {
         return Err(invalid(
             "app.frame_ancestors",
@@ -1097,6 +1104,7 @@ mod tests {
             let value = match *k {
                 "CRS_CDS_BIND" => "127.0.0.1:1",
                 "CRS_CDS_LOG_FORMAT" => "json",
+                "CRS_CDS_CARDS_APP_LINKS" => "both",
                 "CRS_CDS_PUBLIC_BASE_URL"
                 | "CRS_CDS_FEEDBACK_DATABASE_URL"
                 | "CRS_CDS_CONFIG"
@@ -1289,5 +1297,68 @@ mod tests {
         assert!(s.auth_enabled());
         assert_eq!(s.log.format, LogFormat::Json);
         assert!(!s.server.bind.ip().is_loopback());
+    }
+
+    #[test]
+    fn the_app_cookie_key_is_read_from_the_environment_only_and_must_be_32_bytes() {
+        use secrecy::ExposeSecret;
+        let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="; // 32 bytes
+        let s = Settings::from_sources(None, env(&[("CRS_CDS_APP_COOKIE_KEY", key)]))
+            .expect("a 32-byte key");
+        assert_eq!(
+            s.app
+                .cookie_key
+                .as_ref()
+                .map(|k| k.expose_secret().to_string()),
+            Some(key.to_string())
+        );
+        // 31 bytes: refused, and the message does not echo the key.
+        let short = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHg==";
+        let e = Settings::from_sources(None, env(&[("CRS_CDS_APP_COOKIE_KEY", short)]))
+            .expect_err("31 bytes");
+        assert!(!e.to_string().contains(short), "{e}");
+        let in_file = Settings::from_sources(
+            Some((
+                Path::new("x.toml"),
+                &format!("[app]\ncookie_key = \"{key}\"\n"),
+            )),
+            env(&[]),
+        );
+        assert!(in_file.is_err(), "never from a file");
+        assert!(Settings::defaults().app.cookie_key.is_none());
+    }
+
+    #[test]
+    fn app_settings_refuse_values_that_would_break_the_csp_or_the_issuer_check() {
+        let bad_ancestors = Settings::from_sources(
+            None,
+            env(&[("CRS_CDS_APP_FRAME_ANCESTORS", "'self'; script-src *")]),
+        );
+        assert!(bad_ancestors.is_err());
+        for iss in [
+            "ehr.example.org",
+            "https://u@ehr.example.org",
+            "https://e.org/fhir?x=1",
+        ] {
+            let r = Settings::from_sources(None, env(&[("CRS_CDS_APP_ALLOWED_ISSUERS", iss)]));
+            assert!(r.is_err(), "{iss}");
+        }
+        let s = Settings::from_sources(
+            None,
+            env(&[(
+                "CRS_CDS_APP_ALLOWED_ISSUERS",
+                "https://a.example.org/fhir/, https://b.example.org",
+            )]),
+        )
+        .expect("two issuers");
+        assert_eq!(
+            s.app.allowed_issuers,
+            ["https://a.example.org/fhir", "https://b.example.org"]
+        );
+        assert_eq!(s.cards.app_links, AppLinks::Smart, "the default");
+        let none = Settings::from_sources(None, env(&[("CRS_CDS_CARDS_APP_LINKS", "none")]))
+            .expect("none");
+        assert_eq!(none.cards.app_links, AppLinks::None);
+        assert!(Settings::from_sources(None, env(&[("CRS_CDS_CARDS_APP_LINKS", "all")])).is_err());
     }
 }

@@ -100,7 +100,20 @@ fn every_route_the_service_registers_is_in_the_openapi_document() {
             .into_iter()
             .map(|r| format!("/demo/fhir{r}")),
     );
+    // The SMART app and the demo authorization server and EHR (issue 13).
+    for (file, prefix) in [
+        ("src/http/routes/app.rs", "/app"),
+        ("src/demo/auth.rs", "/demo/auth"),
+        ("src/demo/ehr.rs", "/demo/ehr"),
+    ] {
+        served.extend(
+            route_literals(file)
+                .into_iter()
+                .map(|r| format!("{prefix}{r}")),
+        );
+    }
     assert!(served.len() >= 12, "{served:?}");
+    assert!(served.contains(&"/app/callback".to_string()), "{served:?}");
     assert!(
         served.contains(&"/bench/naive-fhirbolt".to_string()),
         "{served:?}"

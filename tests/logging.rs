@@ -91,7 +91,11 @@ async fn the_smart_app_never_logs_the_code_state_token_verifier_or_patient() {
     let app = crate::helpers::spawn_app_with(move |s| {
         s.server.public_base_url = Some("https://cds.example.org".into());
         s.app.allowed_issuers = vec![allowed];
-        s.app.cookie_key = Some("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".to_string().into());
+        s.app.cookie_key = Some(
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+                .to_string()
+                .into(),
+        );
     })
     .await;
     let client = reqwest::Client::builder()
@@ -117,8 +121,8 @@ async fn the_smart_app_never_logs_the_code_state_token_verifier_or_patient() {
         .next()
         .expect("a pair")
         .to_string();
-    let authorize = reqwest::Url::parse(launch.headers()["location"].to_str().expect("ASCII"))
-        .expect("a URL");
+    let authorize =
+        reqwest::Url::parse(launch.headers()["location"].to_str().expect("ASCII")).expect("a URL");
     let state = authorize
         .query_pairs()
         .find(|(k, _)| k == "state")
@@ -152,12 +156,18 @@ async fn the_smart_app_never_logs_the_code_state_token_verifier_or_patient() {
         received
             .iter()
             .filter(|r| r.url.path().starts_with("/fhir/Observation"))
-            .all(|r| r.headers.get("authorization").is_some_and(|v| v == &format!("Bearer {token}"))),
+            .all(|r| r
+                .headers
+                .get("authorization")
+                .is_some_and(|v| v == &format!("Bearer {token}"))),
         "the FHIR reads carry the access token"
     );
     app.stop().await;
     let logs = captured_logs();
-    assert!(logs.contains("SMART app course shown"), "the flow was logged at all");
+    assert!(
+        logs.contains("SMART app course shown"),
+        "the flow was logged at all"
+    );
     for (what, secret) in [
         ("patient id", patient),
         ("patient name", name),

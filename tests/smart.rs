@@ -127,11 +127,17 @@ async fn the_demo_ehr_link_runs_the_whole_smart_launch_to_the_course_chart() {
     );
 
     let ehr_launch = b
-        .get(&format!("{}/demo/ehr/launch?patient=demo-crs-2", app.address))
+        .get(&format!(
+            "{}/demo/ehr/launch?patient=demo-crs-2",
+            app.address
+        ))
         .await;
     let app_launch = location(&ehr_launch);
     let iss = format!("{}/demo/fhir", app.address);
-    assert_eq!(query_param(&app_launch, "iss").as_deref(), Some(iss.as_str()));
+    assert_eq!(
+        query_param(&app_launch, "iss").as_deref(),
+        Some(iss.as_str())
+    );
     let launch_id = query_param(&app_launch, "launch").expect("a launch id");
 
     let launch = b.get(&app_launch).await;
@@ -203,12 +209,51 @@ async fn the_demo_ehr_link_runs_the_whole_smart_launch_to_the_course_chart() {
 }
 
 #[tokio::test]
+async fn a_standalone_launch_from_the_absolute_link_lets_the_user_pick_the_patient() {
+    let app = demo_app().await;
+    let mut b = Browser::new();
+    // The absolute link's URL, without iss: the one allowed issuer (the demo FHIR base).
+    let launch = b.get(&format!("{}/app/launch", app.address)).await;
+    assert_eq!(launch.status(), 302);
+    let authorize = location(&launch);
+    assert_eq!(
+        query_param(&authorize, "aud"),
+        Some(format!("{}/demo/fhir", app.address))
+    );
+    assert!(query_param(&authorize, "launch").is_none());
+    assert!(
+        query_param(&authorize, "scope").is_some_and(|s| s.starts_with("launch/patient ")),
+        "{authorize}"
+    );
+    // The demo authorization server never picks a patient silently: a picker.
+    let picker = b.get(&authorize).await;
+    assert_eq!(picker.status(), 200);
+    let html = picker.text().await.expect("text");
+    let href = html
+        .split("href=\"")
+        .skip(1)
+        .filter_map(|h| h.split('"').next())
+        .find(|h| h.contains("patient=demo-crs-3"))
+        .expect("a link for demo-crs-3")
+        .replace("&amp;", "&");
+    let chosen = b.get(&format!("{}{href}", app.address)).await;
+    assert_eq!(chosen.status(), 302);
+    let page = b.get(&location(&chosen)).await;
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.expect("text").contains("<svg"));
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn a_callback_whose_state_differs_from_the_cookie_is_refused() {
     let app = demo_app().await;
     let mut b = Browser::new();
     let callback = launch_until_callback(&app, &mut b, "demo-crs-3").await;
     let code = query_param(&callback, "code").expect("a code");
-    let forged = format!("{}/app/callback?code={code}&state=another-state", app.address);
+    let forged = format!(
+        "{}/app/callback?code={code}&state=another-state",
+        app.address
+    );
     let res = b.get(&forged).await;
     assert_eq!(res.status(), 400);
     assert_security_headers(&res);
@@ -226,7 +271,12 @@ async fn a_callback_without_the_launch_cookie_is_refused() {
     let mut other = Browser::new();
     let res = other.get(&callback).await;
     assert_eq!(res.status(), 400);
-    assert!(res.text().await.expect("text").contains("could not be finished"));
+    assert!(
+        res.text()
+            .await
+            .expect("text")
+            .contains("could not be finished")
+    );
     app.stop().await;
 }
 
@@ -262,11 +312,21 @@ async fn an_issuer_not_on_the_allow_list_is_refused_before_any_request_goes_out(
         );
     }
     let received = ehr.received_requests().await.expect("recording is on");
-    assert!(received.is_empty(), "no request to the issuer: {received:?}");
-    // Without iss at all: a page, not a redirect.
-    let res = b.get(&format!("{}/app/launch", app.address)).await;
-    assert_eq!(res.status(), 400);
+    assert!(
+        received.is_empty(),
+        "no request to the issuer: {received:?}"
+    );
     app.stop().await;
+    // Without iss and with two allowed issuers: a page, not a guess.
+    let two = spawn_app_with(|s| {
+        s.demo = true;
+        s.app.allowed_issuers = vec!["https://ehr.example.org/fhir".into()];
+    })
+    .await;
+    let res = b.get(&format!("{}/app/launch", two.address)).await;
+    assert_eq!(res.status(), 400);
+    assert!(res.headers().get("location").is_none());
+    two.stop().await;
 }
 
 fn urlencode(s: &str) -> String {
@@ -315,10 +375,8 @@ async fn production_app(iss: &str) -> TestApp {
 
 #[tokio::test]
 async fn a_token_endpoint_that_refuses_the_code_gives_an_error_page_and_reads_no_data() {
-    let ehr = mock_ehr(
-        ResponseTemplate::new(400).set_body_json(json!({"error": "invalid_grant"})),
-    )
-    .await;
+    let ehr =
+        mock_ehr(ResponseTemplate::new(400).set_body_json(json!({"error": "invalid_grant"}))).await;
     let iss = format!("{}/fhir", ehr.uri());
     let app = production_app(&iss).await;
     let mut b = Browser::new();
@@ -358,7 +416,10 @@ async fn a_token_endpoint_that_refuses_the_code_gives_an_error_page_and_reads_no
             .contains("The EHR refused the sign-in")
     );
     let received = ehr.received_requests().await.expect("recording is on");
-    let token_calls: Vec<_> = received.iter().filter(|r| r.url.path() == "/token").collect();
+    let token_calls: Vec<_> = received
+        .iter()
+        .filter(|r| r.url.path() == "/token")
+        .collect();
     assert_eq!(token_calls.len(), 1);
     let form = String::from_utf8_lossy(&token_calls[0].body).into_owned();
     assert!(form.contains("grant_type=authorization_code"), "{form}");
@@ -366,9 +427,47 @@ async fn a_token_endpoint_that_refuses_the_code_gives_an_error_page_and_reads_no
     assert!(form.contains("code_verifier="), "{form}");
     assert!(form.contains("client_id=crs-cds"), "{form}");
     assert!(
-        received.iter().all(|r| !r.url.path().starts_with("/fhir/Observation")),
+        received
+            .iter()
+            .all(|r| !r.url.path().starts_with("/fhir/Observation")),
         "no FHIR data read without a token"
     );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_fhir_server_that_fails_after_the_sign_in_gives_an_error_page_never_a_course() {
+    let ehr = mock_ehr(ResponseTemplate::new(200).set_body_json(json!({
+        "access_token": "T", "token_type": "Bearer", "expires_in": 300, "scope": "launch",
+        "patient": "p1",
+    })))
+    .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(500))
+        .mount(&ehr)
+        .await;
+    let iss = format!("{}/fhir", ehr.uri());
+    let app = production_app(&iss).await;
+    let mut b = Browser::new();
+    let launch = b
+        .get(&format!(
+            "{}/app/launch?iss={}&launch=L1",
+            app.address,
+            urlencode(&iss)
+        ))
+        .await;
+    let state = query_param(&location(&launch), "state").expect("a state");
+    let res = b
+        .get(&format!(
+            "{}/app/callback?code=C1&state={}",
+            app.address,
+            urlencode(&state)
+        ))
+        .await;
+    assert_eq!(res.status(), 502);
+    let html = res.text().await.expect("text");
+    assert!(html.contains("could not be read"), "{html}");
+    assert!(!html.contains("<svg"), "no chart from an incomplete record");
     app.stop().await;
 }
 
@@ -388,7 +487,12 @@ async fn without_a_cookie_key_outside_demo_mode_the_app_answers_503() {
         .await;
     assert_eq!(res.status(), 503);
     assert_security_headers(&res);
-    assert!(res.text().await.expect("text").contains("CRS_CDS_APP_COOKIE_KEY"));
+    assert!(
+        res.text()
+            .await
+            .expect("text")
+            .contains("CRS_CDS_APP_COOKIE_KEY")
+    );
     app.stop().await;
 }
 
@@ -416,10 +520,8 @@ fn crafted_cookie(state: &str, iss: &str, token_endpoint: &str, age_secs: i64) -
 async fn a_launch_cookie_older_than_ten_minutes_is_refused_and_one_just_younger_is_used() {
     // The token endpoint refuses: a cookie that passes the age check gets that far (502);
     // an expired one stops before (400).
-    let ehr = mock_ehr(
-        ResponseTemplate::new(400).set_body_json(json!({"error": "invalid_grant"})),
-    )
-    .await;
+    let ehr =
+        mock_ehr(ResponseTemplate::new(400).set_body_json(json!({"error": "invalid_grant"}))).await;
     let iss = format!("{}/fhir", ehr.uri());
     let token = format!("{}/token", ehr.uri());
     let app = production_app(&iss).await;
@@ -430,10 +532,14 @@ async fn a_launch_cookie_older_than_ten_minutes_is_refused_and_one_just_younger_
             .header("Cookie", cookie)
             .send()
     };
-    let old = call(crafted_cookie("S", &iss, &token, 601)).await.expect("sent");
+    let old = call(crafted_cookie("S", &iss, &token, 601))
+        .await
+        .expect("sent");
     assert_eq!(old.status(), 400);
     assert!(old.text().await.expect("text").contains("took too long"));
-    let young = call(crafted_cookie("S", &iss, &token, 590)).await.expect("sent");
+    let young = call(crafted_cookie("S", &iss, &token, 590))
+        .await
+        .expect("sent");
     assert_eq!(young.status(), 502, "past the age and state checks");
     app.stop().await;
 }
@@ -449,12 +555,20 @@ async fn the_launch_cookie_is_encrypted_and_an_altered_one_is_refused() {
     // Neither the state, the issuer nor any JSON shows, even after base64 decoding.
     use base64::Engine;
     let decoded = base64::engine::general_purpose::STANDARD
-        .decode(value.replace("%2B", "+").replace("%2F", "/").replace("%3D", "="))
+        .decode(
+            value
+                .replace("%2B", "+")
+                .replace("%2F", "/")
+                .replace("%3D", "="),
+        )
         .unwrap_or_default();
     let decoded = String::from_utf8_lossy(&decoded);
     for leak in [state.as_str(), "demo/fhir", "verifier", "issued_at"] {
         assert!(!value.contains(leak), "{leak} readable in the cookie");
-        assert!(!decoded.contains(leak), "{leak} readable in the decoded cookie");
+        assert!(
+            !decoded.contains(leak),
+            "{leak} readable in the decoded cookie"
+        );
     }
     // One character changed: the AEAD tag fails, the launch is refused.
     let mut chars: Vec<char> = value.chars().collect();
@@ -530,7 +644,11 @@ async fn the_demo_token_endpoint_refuses_a_wrong_verifier_and_a_second_use() {
     assert_eq!(token["token_type"], "Bearer");
     assert_eq!(token["patient"], "demo-crs-1");
     assert_eq!(token["appContext"], "course");
-    assert!(token["access_token"].as_str().is_some_and(|t| t.len() >= 16));
+    assert!(
+        token["access_token"]
+            .as_str()
+            .is_some_and(|t| t.len() >= 16)
+    );
     let again = exchange(code, verifier).await;
     assert_eq!(again.status(), 400, "a code is used once");
     app.stop().await;
@@ -551,7 +669,10 @@ async fn the_demo_authorization_server_refuses_a_foreign_redirect_uri_and_a_plai
         .await
         .expect("sent");
     assert_eq!(evil.status(), 400);
-    assert!(evil.headers().get("location").is_none(), "never redirected elsewhere");
+    assert!(
+        evil.headers().get("location").is_none(),
+        "never redirected elsewhere"
+    );
     let redirect = urlencode(&format!("{base}/app/callback"));
     let plain = b
         .client
@@ -563,7 +684,10 @@ async fn the_demo_authorization_server_refuses_a_foreign_redirect_uri_and_a_plai
         .expect("sent");
     assert_eq!(plain.status(), 302);
     let back = location(&plain);
-    assert_eq!(query_param(&back, "error").as_deref(), Some("invalid_request"));
+    assert_eq!(
+        query_param(&back, "error").as_deref(),
+        Some("invalid_request")
+    );
     assert!(query_param(&back, "code").is_none());
     // The smart-configuration advertises S256 only, and the endpoints on this server.
     let config: Value = b
@@ -577,9 +701,16 @@ async fn the_demo_authorization_server_refuses_a_foreign_redirect_uri_and_a_plai
         .expect("JSON");
     assert_eq!(config["code_challenge_methods_supported"], json!(["S256"]));
     assert_eq!(config["token_endpoint"], format!("{base}/demo/auth/token"));
-    for c in ["launch-ehr", "context-ehr-patient", "client-public", "permission-v2"] {
+    for c in [
+        "launch-ehr",
+        "context-ehr-patient",
+        "client-public",
+        "permission-v2",
+    ] {
         assert!(
-            config["capabilities"].as_array().is_some_and(|a| a.contains(&json!(c))),
+            config["capabilities"]
+                .as_array()
+                .is_some_and(|a| a.contains(&json!(c))),
             "{c}"
         );
     }
@@ -646,7 +777,10 @@ async fn the_grading_card_carries_the_app_link_the_setting_asks_for() {
         smart["links"],
         json!([{ "label": "CRS/ICANS course", "url": url, "type": "smart", "appContext": "course" }])
     );
-    assert!(others.iter().all(|c| c.get("links").is_none()), "only the grading card");
+    assert!(
+        others.iter().all(|c| c.get("links").is_none()),
+        "only the grading card"
+    );
 
     let (absolute, _) = grading_card_links(AppLinks::Absolute).await;
     let url = format!("{}/app/launch", absolute["address"].as_str().expect("text"));
@@ -694,10 +828,16 @@ async fn without_a_public_base_url_outside_demo_mode_the_card_has_no_link() {
         .expect("JSON");
     let grading = body["cards"]
         .as_array()
-        .and_then(|c| c.iter().find(|c| c["source"]["topic"]["code"] == "crs-icans-grade"))
+        .and_then(|c| {
+            c.iter()
+                .find(|c| c["source"]["topic"]["code"] == "crs-icans-grade")
+        })
         .cloned()
         .expect("a grading card");
-    assert_eq!(grading["links"][0]["url"], "https://cds.example.org/app/launch");
+    assert_eq!(
+        grading["links"][0]["url"],
+        "https://cds.example.org/app/launch"
+    );
     app.stop().await;
     linked.stop().await;
     data.stop().await;

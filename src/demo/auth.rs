@@ -186,8 +186,7 @@ fn redirect_error(redirect_uri: &str, error: &str, state: Option<&str>) -> HttpR
 /// A PKCE S256 challenge: 43 base64url characters (a SHA-256 hash).
 fn is_s256_challenge(c: &str) -> bool {
     c.len() == 43
-        && c
-            .bytes()
+        && c.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
@@ -244,7 +243,10 @@ async fn authorize(
     if q.aud.as_deref().map(|a| a.trim_end_matches('/')) != Some(fhir_base.as_str()) {
         return redirect_error(&callback, "invalid_request", st);
     }
-    let challenge = match (q.code_challenge.as_deref(), q.code_challenge_method.as_deref()) {
+    let challenge = match (
+        q.code_challenge.as_deref(),
+        q.code_challenge_method.as_deref(),
+    ) {
         (Some(c), Some("S256")) if is_s256_challenge(c) => c.to_string(),
         _ => return redirect_error(&callback, "invalid_request", st),
     };

@@ -62,14 +62,15 @@ async fn ehr(state: web::Data<AppState>) -> HttpResponse {
     };
     let fhir = format!("{base}{}", super::FHIR_PATH);
     let now = Timestamp(chrono::Utc::now().timestamp_millis());
-    let answers = futures::future::join_all(PATIENTS.iter().map(|p| {
-        let state = state.clone();
-        let fhir = fhir.clone();
-        async move {
-            crate::http::routes::service::patient_view_cards(&state, &fhir, p.id, now).await
-        }
-    }))
-    .await;
+    let answers =
+        futures::future::join_all(PATIENTS.iter().map(|p| {
+            let state = state.clone();
+            let fhir = fhir.clone();
+            async move {
+                crate::http::routes::service::patient_view_cards(&state, &fhir, p.id, now).await
+            }
+        }))
+        .await;
     let rows: String = PATIENTS
         .iter()
         .zip(answers)

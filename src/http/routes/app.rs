@@ -24,9 +24,9 @@ use oauth2::basic::{
     BasicTokenType,
 };
 use oauth2::{
-    AuthUrl, AuthorizationCode, ClientId, CsrfToken, EndpointNotSet, EndpointSet,
-    ExtraTokenFields, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
-    StandardRevocableToken, StandardTokenResponse, TokenResponse, TokenUrl,
+    AuthUrl, AuthorizationCode, ClientId, CsrfToken, EndpointNotSet, EndpointSet, ExtraTokenFields,
+    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, StandardRevocableToken,
+    StandardTokenResponse, TokenResponse, TokenUrl,
 };
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -93,7 +93,12 @@ fn is_loopback_http(base: &str) -> bool {
             host
         }
     });
-    matches!(host, "localhost" | "[::1]") || host.starts_with("127.")
+    host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 impl AppRuntime {
@@ -267,7 +272,7 @@ impl Refusal {
             ),
             Refusal::BadQuery => (
                 "The launch request is incomplete",
-                "The app must be opened from the EHR (it passes iss and launch). Open it again from the patient's CRS/ICANS card.",
+                "The app must be opened from the EHR (it passes iss and launch), or the service must allow exactly one EHR for a standalone launch. Open it again from the patient's CRS/ICANS card.",
             ),
             Refusal::IssuerNotAllowed => (
                 "This EHR is not known to the app",
@@ -442,7 +447,13 @@ async fn launch(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let Ok(query) = web::Query::<LaunchQuery>::from_query(req.query_string()) else {
         return refuse(Refusal::BadQuery);
     };
-    let Some(iss_text) = query.iss.as_deref() else {
+    // No `iss` (the card's `absolute` link, a bookmark): a standalone launch against the
+    // one allowed issuer, when there is exactly one; never a server the request names.
+    let only_issuer = match app.allowed_issuers.as_slice() {
+        [one] => Some(one.as_str()),
+        _ => None,
+    };
+    let Some(iss_text) = query.iss.as_deref().or(only_issuer) else {
         return refuse(Refusal::BadQuery);
     };
     // The allow-list first: nothing goes out for an issuer that is not on it.
@@ -577,7 +588,10 @@ async fn send(
         .await
         .map_err(|_| TokenHttpError::Transport)?;
     let status = response.status();
-    let content_type = response.headers().get(header::CONTENT_TYPE.as_str()).cloned();
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE.as_str())
+        .cloned();
     let body = read_limited(response, SMALL_JSON_MAX_BYTES)
         .await
         .ok_or(TokenHttpError::TooLarge)?;
@@ -598,8 +612,7 @@ struct CallbackQuery {
 /// Compares two secrets in time independent of where they first differ.
 fn same_secret(a: &str, b: &str) -> bool {
     a.len() == b.len()
-        && a
-            .bytes()
+        && a.bytes()
             .zip(b.bytes())
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0
@@ -685,15 +698,16 @@ async fn callback(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
         return refuse_clearing(Refusal::NoPatient);
     };
     let access = SecretString::from(token.access_token().secret().clone());
-    let data = match super::service::gather_patient_view(&state, &launch.iss, Some(&access), &patient)
-        .await
-    {
-        Ok(d) => d,
-        Err(e) => {
-            tracing::warn!(error = %e, "SMART app: the patient's data could not be read");
-            return refuse_clearing(Refusal::FhirData);
-        }
-    };
+    let data =
+        match super::service::gather_patient_view(&state, &launch.iss, Some(&access), &patient)
+            .await
+        {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, "SMART app: the patient's data could not be read");
+                return refuse_clearing(Refusal::FhirData);
+            }
+        };
     drop(access);
     let now = Timestamp(chrono::Utc::now().timestamp_millis());
     let Ok(admitted) = state.cpu.admit() else {
@@ -848,6 +862,9 @@ mod tests {
 
     #[test]
     fn html_is_escaped() {
-        assert_eq!(escape("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            escape("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
     }
 }
