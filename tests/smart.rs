@@ -842,3 +842,25 @@ async fn without_a_public_base_url_outside_demo_mode_the_card_has_no_link() {
     linked.stop().await;
     data.stop().await;
 }
+
+#[tokio::test]
+async fn without_demo_mode_the_demo_ehr_and_authorization_server_are_not_served() {
+    let app = spawn_app_with(|_| {}).await;
+    for path in [
+        "/demo/ehr",
+        "/demo/ehr/launch?patient=demo-crs-2",
+        "/demo/auth/authorize",
+        "/demo/fhir/.well-known/smart-configuration",
+    ] {
+        assert_eq!(app.get(path).await.status(), 404, "{path}");
+    }
+    let token = app
+        .client
+        .post(format!("{}/demo/auth/token", app.address))
+        .body("grant_type=authorization_code")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(token.status(), 404);
+    app.stop().await;
+}

@@ -110,6 +110,9 @@ fn demo_html(base: &str) -> String {
 </ol>
 <p>Authentication is off because this server listens on a loopback address without trusted issuers;
 README.md "Try it in the CDS Hooks Sandbox" says how to trust the Sandbox's issuer instead.</p>
+<h3>The CRS/ICANS course app</h3>
+<p>The <a href="{base}/demo/ehr">demo EHR</a> shows each patient's grading card; its
+"CRS/ICANS course" link launches the SMART app through the demo authorization server.</p>
 "#,
         curl = escape(&curl),
     )

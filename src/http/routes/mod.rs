@@ -104,5 +104,10 @@ mod tests {
         assert_eq!(route_label("/cds-services/a/b/c"), "unmatched");
         assert_eq!(route_label("/cds-services/"), "unmatched");
         assert_eq!(route_label("/nope"), "unmatched");
+        assert_eq!(route_label("/app/callback"), "/app/callback");
+        assert_eq!(route_label("/app/static/app.js"), "/app/static");
+        assert_eq!(route_label("/demo/auth/token"), "/demo/auth");
+        assert_eq!(route_label("/demo/ehr/launch"), "/demo/ehr");
+        assert_eq!(route_label("/demo/ehrx"), "unmatched");
     }
 }
