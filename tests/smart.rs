@@ -864,3 +864,32 @@ async fn without_demo_mode_the_demo_ehr_and_authorization_server_are_not_served(
     assert_eq!(token.status(), 404);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_patient_named_in_the_launch_url_is_never_used_the_sign_in_chooses() {
+    // The Sandbox opens smart links on open FHIR servers as `?fhirServiceUrl&patientId`.
+    let app = demo_app().await;
+    let mut b = Browser::new();
+    let res = b
+        .get(&format!(
+            "{}/app/launch?fhirServiceUrl={}&patientId=demo-crs-4",
+            app.address,
+            urlencode(&format!("{}/demo/fhir", app.address))
+        ))
+        .await;
+    assert_eq!(res.status(), 302);
+    let authorize = location(&res);
+    assert!(!authorize.contains("demo-crs-4"), "{authorize}");
+    assert!(query_param(&authorize, "launch").is_none());
+    // The demo authorization server asks; nothing was chosen from the URL.
+    let picker = b.get(&authorize).await;
+    assert_eq!(picker.status(), 200);
+    assert!(
+        picker
+            .text()
+            .await
+            .expect("text")
+            .contains("choose a synthetic patient")
+    );
+    app.stop().await;
+}
