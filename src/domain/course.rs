@@ -16,6 +16,7 @@ use super::facts::{
     VentilationMode,
 };
 use super::policy::Policy;
+use super::report::Evidence;
 use super::time::Timestamp;
 
 const MS_PER_HOUR: i64 = 3_600_000;
@@ -103,6 +104,11 @@ pub struct CoursePoint {
     pub crs_evidence: Vec<Source>,
     /// The resources the ICANS grade rests on.
     pub icans_evidence: Vec<Source>,
+    /// The findings the CRS grade rests on, in words with their times (the app page
+    /// shows these, not resource ids: RULES.md §7 S14).
+    pub crs_findings: Vec<Evidence>,
+    /// The findings the ICANS grade rests on.
+    pub icans_findings: Vec<Evidence>,
 }
 
 impl CoursePoint {
@@ -119,6 +125,14 @@ impl CoursePoint {
         match s {
             Syndrome::Crs => &self.crs_evidence,
             Syndrome::Icans => &self.icans_evidence,
+        }
+    }
+
+    /// The findings of one syndrome, in words.
+    pub fn findings(&self, s: Syndrome) -> &[Evidence] {
+        match s {
+            Syndrome::Crs => &self.crs_findings,
+            Syndrome::Icans => &self.icans_findings,
         }
     }
 }
@@ -505,6 +519,8 @@ fn point(a: &Assessment) -> CoursePoint {
         icans,
         crs_evidence: sources(a.crs_evidence()),
         icans_evidence: sources(a.icans_evidence()),
+        crs_findings: a.crs_evidence().to_vec(),
+        icans_findings: a.icans_evidence().to_vec(),
     }
 }
 
@@ -1110,6 +1126,8 @@ mod tests {
             icans: GradeState::Graded(0),
             crs_evidence: Vec::new(),
             icans_evidence: Vec::new(),
+            crs_findings: Vec::new(),
+            icans_findings: Vec::new(),
         }
     }
 
