@@ -40,8 +40,26 @@ static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Whether the browser tests must run (CI, or `CRS_CDS_TEST_BROWSER=required`).
 fn required() -> bool {
-    std::env::var("CI").is_ok()
-        || std::env::var("CRS_CDS_TEST_BROWSER").is_ok_and(|v| v == "required")
+    required_by(
+        std::env::var("CI").ok().as_deref(),
+        std::env::var("CRS_CDS_TEST_BROWSER").ok().as_deref(),
+    )
+}
+
+/// The rule of [`required`], given the two variables: in CI (whatever its value), or when
+/// asked for, a missing browser is a failure, never a skip.
+fn required_by(ci: Option<&str>, flag: Option<&str>) -> bool {
+    ci.is_some() || flag == Some("required")
+}
+
+#[test]
+fn a_missing_browser_fails_in_ci_or_when_required_and_is_skipped_only_elsewhere() {
+    assert!(required_by(Some("true"), None));
+    assert!(required_by(Some(""), None));
+    assert!(required_by(None, Some("required")));
+    assert!(required_by(Some("true"), Some("no")));
+    assert!(!required_by(None, None));
+    assert!(!required_by(None, Some("")));
 }
 
 /// chromedriver and its process group; killed (with every Chromium it started) and the

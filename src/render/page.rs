@@ -160,10 +160,9 @@ fn header(s: &mut String, input: &PageInput<'_>) {
         absolute(input.now)
     );
     if let Some(c) = input.course {
-        let _ = write!(
+        let _ = writeln!(
             s,
-            r#"<div><dt>Infusion</dt><dd id="infusion-day">day {} after CAR-T infusion ({})</dd></div>
-"#,
+            r#"<div><dt>Infusion</dt><dd id="infusion-day">day {} after CAR-T infusion ({})</dd></div>"#,
             c.day(input.now),
             esc(&when(c.infusion, input.now))
         );
