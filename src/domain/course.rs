@@ -494,8 +494,8 @@ fn series_start(infusion: Timestamp, until: Timestamp, params: &CourseParams) ->
     Timestamp(infusion.0.max(until.0 - params.max_days * 24 * MS_PER_HOUR))
 }
 
-fn point(a: &Assessment) -> CoursePoint {
-    fn sources(e: &[super::report::Evidence]) -> Vec<Source> {
+fn point(a: Assessment) -> CoursePoint {
+    fn sources(e: &[Evidence]) -> Vec<Source> {
         let mut out: Vec<Source> = Vec::with_capacity(e.len());
         for x in e {
             if !out.contains(&x.source) {
@@ -513,14 +513,16 @@ fn point(a: &Assessment) -> CoursePoint {
         None => GradeState::NotAssessable,
         Some(g) => GradeState::Graded(g),
     };
+    let at = a.at;
+    let (crs_findings, icans_findings) = a.into_grade_evidence();
     CoursePoint {
-        at: a.at,
+        at,
         crs,
         icans,
-        crs_evidence: sources(a.crs_evidence()),
-        icans_evidence: sources(a.icans_evidence()),
-        crs_findings: a.crs_evidence().to_vec(),
-        icans_findings: a.icans_evidence().to_vec(),
+        crs_evidence: sources(&crs_findings),
+        icans_evidence: sources(&icans_findings),
+        crs_findings,
+        icans_findings,
     }
 }
 
@@ -536,14 +538,7 @@ pub fn series_naive(
     let start = series_start(infusion, until, params);
     instants(facts, start, until, policy, params)
         .into_iter()
-        .map(|t| {
-            point(&assess_for_series(
-                &facts_known_at(facts, t),
-                &[],
-                t,
-                policy,
-            ))
-        })
+        .map(|t| point(assess_for_series(&facts_known_at(facts, t), &[], t, policy)))
         .collect()
 }
 
@@ -706,7 +701,7 @@ pub fn series(
             |e| e.start,
             clip_exposure,
         );
-        out.push(point(&assess_for_series(&w, &[], t, policy)));
+        out.push(point(assess_for_series(&w, &[], t, policy)));
     }
     out
 }
