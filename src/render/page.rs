@@ -199,8 +199,9 @@ fn course_body(s: &mut String, c: &Course, input: &PageInput<'_>) {
     s.push_str("<div class=\"layout\">\n<div class=\"col col-chart\">\n");
     let _ = write!(
         s,
-        r#"<section class="panel chart-panel" aria-labelledby="chart-heading">
+        r##"<section class="panel chart-panel" aria-labelledby="chart-heading">
 <h2 id="chart-heading">Grades over time</h2>
+<a class="skip-link" href="#episodes-heading">Skip the chart's points: go to the episodes table</a>
 <div class="chart-wrap">
 {}</div>
 <p id="chart-help" class="help">Filled dot: graded. Hollow dot: lower bound, the true grade may be higher. Hatched: not assessable, never grade 0. Point, tap or Tab to a dot for its grade, evidence and time; Escape closes. The episodes table gives the same course as text.</p>
@@ -210,7 +211,7 @@ fn course_body(s: &mut String, c: &Course, input: &PageInput<'_>) {
 <ul id="details-evidence" class="details-evidence"></ul>
 </div>
 </section>
-"#,
+"##,
         svg(c, Mode::Page { now })
     );
     gaps(s, c, input);
@@ -318,7 +319,7 @@ fn episodes(s: &mut String, c: &Course, now: Timestamp) {
     let _ = write!(
         s,
         r#"<section class="panel" aria-labelledby="episodes-heading">
-<h2 id="episodes-heading">Episodes</h2>
+<h2 id="episodes-heading" tabindex="-1">Episodes</h2>
 <div class="table-scroll" tabindex="0" role="region" aria-labelledby="episodes-caption">
 <table class="episodes">
 <caption id="episodes-caption">CRS and ICANS episodes from day {} to day {}: the chart as text</caption>
