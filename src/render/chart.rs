@@ -223,7 +223,7 @@ pub(crate) fn svg(c: &Course, mode: Mode) -> String {
                     ),
                     c.day(n.start),
                     &[format!(
-                        "the data did not allow a {} grade: not graded, never read as grade 0",
+                        "no {} grade could be given from the data sent: not graded, never read as grade 0",
                         syn.name()
                     )],
                     &title,
