@@ -438,6 +438,8 @@ impl RawSettings {
         match key {
             // Read by clap (`--config`), and by the test suite: known, nothing to apply.
             "CRS_CDS_CONFIG" | "CRS_CDS_TEST_POSTGRES_URL" => {}
+            // Read by the browser tests (tests/browser.rs): known, nothing to apply.
+            "CRS_CDS_TEST_BROWSER" => {}
             "CRS_CDS_BIND" => self.server.bind = Some(value.to_string()),
             "CRS_CDS_PUBLIC_BASE_URL" => self.server.public_base_url = Some(value.to_string()),
             "CRS_CDS_MAX_BODY_BYTES" => self.server.max_body_bytes = Some(parse_env(key, value)?),
@@ -1091,7 +1093,12 @@ mod tests {
         for name in documented {
             assert!(
                 KNOWN_ENV.contains(&name)
-                    || ["CRS_CDS_TEST_POSTGRES_URL", "CRS_CDS_BIDN"].contains(&name),
+                    || [
+                        "CRS_CDS_TEST_POSTGRES_URL",
+                        "CRS_CDS_TEST_BROWSER",
+                        "CRS_CDS_BIDN"
+                    ]
+                    .contains(&name),
                 "{name} is documented but not a known variable"
             );
         }

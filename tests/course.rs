@@ -143,6 +143,8 @@ fn points(states: &[GradeState]) -> Vec<CoursePoint> {
             icans: GradeState::Graded(0),
             crs_evidence: Vec::new(),
             icans_evidence: Vec::new(),
+            crs_findings: Vec::new(),
+            icans_findings: Vec::new(),
         })
         .collect()
 }

@@ -1,6 +1,7 @@
 //! The one integration-test binary (STYLE.md "Tests"): every suite is a module.
 
 mod auth;
+mod browser;
 mod cli;
 mod course;
 mod demo;

@@ -99,6 +99,32 @@ fn adapter_does_no_io_logging_or_http() {
 }
 
 #[test]
+fn render_draws_from_domain_and_protocol_only() {
+    let v = violations(
+        "render",
+        &[
+            "crate::http",
+            "crate::adapter",
+            "crate::demo",
+            "crate::auth",
+            "actix",
+            "reqwest",
+            "tokio",
+            "fhirbolt",
+            "fhir_r4",
+            "tracing",
+            "std::fs",
+            "std::env",
+        ],
+    );
+    assert!(
+        v.is_empty(),
+        "render draws engine results, it decides and fetches nothing:\n{}",
+        v.join("\n")
+    );
+}
+
+#[test]
 fn protocol_never_sees_fhirbolt_or_the_http_stack() {
     let v = violations(
         "protocol",

@@ -77,6 +77,24 @@ impl Assessment {
             .get(crs_end..icans_end)
             .unwrap_or_default()
     }
+
+    /// The CRS and the ICANS evidence ([`Assessment::crs_evidence`],
+    /// [`Assessment::icans_evidence`]) moved out of the assessment, without copying (the
+    /// course keeps them at every instant).
+    pub fn into_grade_evidence(self) -> (Vec<Evidence>, Vec<Evidence>) {
+        let (crs_end, icans_end) = self.evidence_ends;
+        let mut all = self.report.evidence;
+        if crs_end <= icans_end && icans_end <= all.len() {
+            all.truncate(icans_end);
+            let icans = all.split_off(crs_end);
+            (all, icans)
+        } else if crs_end <= all.len() {
+            all.truncate(crs_end);
+            (all, Vec::new())
+        } else {
+            (Vec::new(), Vec::new())
+        }
+    }
 }
 
 /// Assesses a patient at `now`, checking any draft `orders` (RULES.md A, B).
@@ -506,6 +524,8 @@ mod tests {
         );
         assert_eq!(sources(a.icans_evidence()), vec!["Observation/ice0"]);
         assert_eq!(a.report.evidence.len(), 5, "plus the ferritin");
+        let (crs, icans) = (a.crs_evidence().to_vec(), a.icans_evidence().to_vec());
+        assert_eq!(a.into_grade_evidence(), (crs, icans), "moved out unchanged");
     }
 
     #[test]

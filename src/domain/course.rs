@@ -16,6 +16,7 @@ use super::facts::{
     VentilationMode,
 };
 use super::policy::Policy;
+use super::report::Evidence;
 use super::time::Timestamp;
 
 const MS_PER_HOUR: i64 = 3_600_000;
@@ -103,6 +104,11 @@ pub struct CoursePoint {
     pub crs_evidence: Vec<Source>,
     /// The resources the ICANS grade rests on.
     pub icans_evidence: Vec<Source>,
+    /// The findings the CRS grade rests on, in words with their times (the app page
+    /// shows these, not resource ids: RULES.md §7 S14).
+    pub crs_findings: Vec<Evidence>,
+    /// The findings the ICANS grade rests on.
+    pub icans_findings: Vec<Evidence>,
 }
 
 impl CoursePoint {
@@ -119,6 +125,14 @@ impl CoursePoint {
         match s {
             Syndrome::Crs => &self.crs_evidence,
             Syndrome::Icans => &self.icans_evidence,
+        }
+    }
+
+    /// The findings of one syndrome, in words.
+    pub fn findings(&self, s: Syndrome) -> &[Evidence] {
+        match s {
+            Syndrome::Crs => &self.crs_findings,
+            Syndrome::Icans => &self.icans_findings,
         }
     }
 }
@@ -480,8 +494,8 @@ fn series_start(infusion: Timestamp, until: Timestamp, params: &CourseParams) ->
     Timestamp(infusion.0.max(until.0 - params.max_days * 24 * MS_PER_HOUR))
 }
 
-fn point(a: &Assessment) -> CoursePoint {
-    fn sources(e: &[super::report::Evidence]) -> Vec<Source> {
+fn point(a: Assessment) -> CoursePoint {
+    fn sources(e: &[Evidence]) -> Vec<Source> {
         let mut out: Vec<Source> = Vec::with_capacity(e.len());
         for x in e {
             if !out.contains(&x.source) {
@@ -499,12 +513,16 @@ fn point(a: &Assessment) -> CoursePoint {
         None => GradeState::NotAssessable,
         Some(g) => GradeState::Graded(g),
     };
+    let at = a.at;
+    let (crs_findings, icans_findings) = a.into_grade_evidence();
     CoursePoint {
-        at: a.at,
+        at,
         crs,
         icans,
-        crs_evidence: sources(a.crs_evidence()),
-        icans_evidence: sources(a.icans_evidence()),
+        crs_evidence: sources(&crs_findings),
+        icans_evidence: sources(&icans_findings),
+        crs_findings,
+        icans_findings,
     }
 }
 
@@ -520,14 +538,7 @@ pub fn series_naive(
     let start = series_start(infusion, until, params);
     instants(facts, start, until, policy, params)
         .into_iter()
-        .map(|t| {
-            point(&assess_for_series(
-                &facts_known_at(facts, t),
-                &[],
-                t,
-                policy,
-            ))
-        })
+        .map(|t| point(assess_for_series(&facts_known_at(facts, t), &[], t, policy)))
         .collect()
 }
 
@@ -690,7 +701,7 @@ pub fn series(
             |e| e.start,
             clip_exposure,
         );
-        out.push(point(&assess_for_series(&w, &[], t, policy)));
+        out.push(point(assess_for_series(&w, &[], t, policy)));
     }
     out
 }
@@ -1110,6 +1121,8 @@ mod tests {
             icans: GradeState::Graded(0),
             crs_evidence: Vec::new(),
             icans_evidence: Vec::new(),
+            crs_findings: Vec::new(),
+            icans_findings: Vec::new(),
         }
     }
 

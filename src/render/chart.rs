@@ -3,16 +3,58 @@
 //! (triangles) and corticosteroid (squares) doses as markers; vasopressor and oxygen
 //! bars. Black, greys and line styles only, so it prints in grey scale; every mark
 //! carries a `<title>` tooltip.
+//!
+//! Two modes: the standalone file of `crs-cds course --svg` (times in RFC 3339, resource
+//! references), and the chart inlined in the app page ([`Mode::Page`]): every grade point
+//! and not-assessable stretch is focusable (`tabindex="0"`, button semantics, an
+//! `aria-label`) and carries `data-` attributes for `app.js`'s details panel, and times and
+//! evidence are in clinician words (RULES.md §7 S14). Marks meant to be read keep a
+//! contrast of at least 3:1 against the white background (WCAG 2.1 SC 1.4.11; a test
+//! computes it from the colours written here); gridlines are `class="decor"`.
 
 use std::fmt::Write;
 
-use crate::domain::{Course, GradeState, OXYGEN_CLASSES, Syndrome, Timestamp};
+use crate::domain::{Course, CoursePoint, GradeState, OXYGEN_CLASSES, Syndrome, Timestamp};
+use crate::protocol::cards::text::{clinician_units, when, without_rule_ids};
 use crate::protocol::format_time;
 
+/// How the chart is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// The standalone SVG file (CLI).
+    File,
+    /// Inlined in the app page, seen at `now`.
+    Page {
+        /// The instant the page is seen at (relative times).
+        now: Timestamp,
+    },
+}
+
+impl Mode {
+    fn time(self, t: Timestamp) -> String {
+        match self {
+            Mode::File => format_time(t),
+            Mode::Page { now } => when(t, now),
+        }
+    }
+
+    /// " at 2026-03-10T08:24:00Z" (file) or ", 2 h ago, 08:24 UTC" (page).
+    fn at(self, t: Timestamp) -> String {
+        match self {
+            Mode::File => format!(" at {}", format_time(t)),
+            Mode::Page { now } => format!(", {}", when(t, now)),
+        }
+    }
+}
+
+/// The fill of each oxygen device class (low flow to mechanical ventilation): greys of at
+/// least 3:1 against white, darker for more support.
+pub(crate) const OXYGEN_SHADES: [&str; 4] = ["#8c8c8c", "#6b6b6b", "#4a4a4a", "#1a1a1a"];
+
 const W: f64 = 960.0;
-const LEFT: f64 = 70.0;
+const LEFT: f64 = 110.0;
 const RIGHT: f64 = 20.0;
-const GRADE_TOP: f64 = 40.0;
+const GRADE_TOP: f64 = 56.0;
 const GRADE_H: f64 = 200.0;
 const LANE_H: f64 = 22.0;
 
@@ -47,8 +89,51 @@ fn state_text(s: GradeState) -> String {
     }
 }
 
+/// The findings a point's grade rests on, in clinician words (page mode), one per line.
+fn findings_text(p: &CoursePoint, syn: Syndrome, now: Timestamp) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for e in p.findings(syn) {
+        let line = format!(
+            "{} ({})",
+            clinician_units(&without_rule_ids(&e.finding)),
+            when(e.at, now)
+        );
+        if !out.contains(&line) {
+            out.push(line);
+        }
+    }
+    out
+}
+
+/// The attributes that make a mark a focusable point of the page's chart.
+fn interactive_attrs(
+    class: &str,
+    syn: Syndrome,
+    grade: &str,
+    time: &str,
+    day: i64,
+    evidence: &[String],
+    label: &str,
+) -> String {
+    format!(
+        r#" class="{class} {}" tabindex="0" role="button" aria-label="{}" data-syndrome="{}" data-grade="{}" data-time="{}" data-day="{day}" data-evidence="{}""#,
+        syn.name().to_lowercase(),
+        esc(label),
+        syn.name().to_lowercase(),
+        esc(grade),
+        esc(time),
+        esc(&evidence.join("\n")).replace('\n', "&#10;")
+    )
+}
+
 /// The chart as an SVG document.
 pub fn course_svg(c: &Course) -> String {
+    svg(c, Mode::File)
+}
+
+/// The chart as written in `mode`.
+pub(crate) fn svg(c: &Course, mode: Mode) -> String {
+    let page = matches!(mode, Mode::Page { .. });
     let sc = Scale {
         start: c.start.0,
         end: c.until.0.max(c.start.0 + 3_600_000),
@@ -56,23 +141,31 @@ pub fn course_svg(c: &Course) -> String {
     let lanes_top = GRADE_TOP + GRADE_H + 40.0;
     let h = lanes_top + 4.0 * (LANE_H + 8.0) + 40.0;
     let mut s = String::new();
+    let (svg_attrs, title_attrs) = if page {
+        (
+            r#" id="course-chart" class="course-chart" role="group" aria-labelledby="course-chart-title" aria-describedby="episodes-caption chart-help""#,
+            r#" id="course-chart-title""#,
+        )
+    } else {
+        ("", "")
+    };
     let _ = write!(
         s,
-        r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {h}" width="{W}" height="{h}" font-family="sans-serif" font-size="11">
-<title>CRS and ICANS course from {} to {}</title>
-<defs><pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><line x1="0" y1="0" x2="0" y2="6" stroke="#888" stroke-width="2"/></pattern></defs>
-<rect width="100%" height="100%" fill="#fff"/>
-<text x="{LEFT}" y="20" font-size="14" font-weight="bold">CRS and ICANS grade (ASTCT 2019), days since CAR-T infusion</text>
+        r##"<svg xmlns="http://www.w3.org/2000/svg"{svg_attrs} viewBox="0 0 {W} {h}" width="{W}" height="{h}" font-family="sans-serif" font-size="11">
+<title{title_attrs}>CRS and ICANS course from {} to {}</title>
+<defs><pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><line class="hatch-line" x1="0" y1="0" x2="0" y2="6" stroke="#767676" stroke-width="1.5"/></pattern></defs>
+<rect class="decor chart-bg" width="100%" height="100%" fill="#fff"/>
+<text class="chart-title" x="{LEFT}" y="18" font-size="14" font-weight="bold">CRS and ICANS grade (ASTCT 2019), days since CAR-T infusion</text>
 "##,
-        format_time(c.start),
-        format_time(c.until)
+        mode.time(c.start),
+        mode.time(c.until)
     );
     // Grade gridlines.
     for g in 0..=4u8 {
         let y = sc.y(g);
         let _ = writeln!(
             s,
-            r##"<line x1="{LEFT}" y1="{y}" x2="{}" y2="{y}" stroke="#ddd"/><text x="{}" y="{}" text-anchor="end">{g}</text>"##,
+            r##"<line class="decor" x1="{LEFT}" y1="{y}" x2="{}" y2="{y}" stroke="#ddd"/><text x="{}" y="{}" text-anchor="end">{g}</text>"##,
             W - RIGHT,
             LEFT - 6.0,
             y + 4.0
@@ -100,7 +193,7 @@ pub fn course_svg(c: &Course) -> String {
         let x = sc.x(t);
         let _ = writeln!(
             s,
-            r##"<line x1="{x}" y1="{GRADE_TOP}" x2="{x}" y2="{}" stroke="#eee"/><text x="{x}" y="{}" text-anchor="middle">day {d}</text>"##,
+            r##"<line class="decor" x1="{x}" y1="{GRADE_TOP}" x2="{x}" y2="{}" stroke="#eee"/><text x="{x}" y="{}" text-anchor="middle">day {d}</text>"##,
             lanes_top + 4.0 * (LANE_H + 8.0),
             lanes_top + 4.0 * (LANE_H + 8.0) + 14.0
         );
@@ -109,16 +202,39 @@ pub fn course_svg(c: &Course) -> String {
     for (syn, band_y) in [(Syndrome::Crs, 0.0), (Syndrome::Icans, GRADE_H / 2.0)] {
         for n in &c.syndrome(syn).not_assessable {
             let (x0, x1) = (sc.x(n.start), sc.x(n.end));
+            let title = format!(
+                "{} not assessable from {} to {} ({:.1} h)",
+                syn.name(),
+                mode.time(n.start),
+                mode.time(n.end),
+                n.hours()
+            );
+            let attrs = match mode {
+                Mode::File => String::new(),
+                Mode::Page { .. } => interactive_attrs(
+                    "gap-band",
+                    syn,
+                    "not assessable",
+                    &format!(
+                        "from {} to {} ({:.1} h)",
+                        mode.time(n.start),
+                        mode.time(n.end),
+                        n.hours()
+                    ),
+                    c.day(n.start),
+                    &[format!(
+                        "no {} grade could be given from the data sent: not graded, never read as grade 0",
+                        syn.name()
+                    )],
+                    &title,
+                ),
+            };
             let _ = writeln!(
                 s,
-                r##"<rect x="{x0}" y="{}" width="{}" height="{}" fill="url(#hatch)" opacity="0.5"><title>{} not assessable from {} to {} ({:.1} h)</title></rect>"##,
+                r##"<rect{attrs} x="{x0}" y="{}" width="{}" height="{}" fill="url(#hatch)" stroke="#767676" stroke-width="1"><title>{title}</title></rect>"##,
                 GRADE_TOP + band_y,
                 (x1 - x0).max(0.5),
                 GRADE_H / 2.0,
-                syn.name(),
-                format_time(n.start),
-                format_time(n.end),
-                n.hours()
             );
         }
     }
@@ -146,7 +262,8 @@ pub fn course_svg(c: &Course) -> String {
         }
         let _ = writeln!(
             s,
-            r##"<path d="{d}" fill="none" stroke="#000" stroke-width="{}"{dash}><title>{} grade</title></path>"##,
+            r##"<path class="grade-line {}" d="{d}" fill="none" stroke="#000" stroke-width="{}"{dash}><title>{} grade</title></path>"##,
+            syn.name().to_lowercase(),
             if syn == Syndrome::Crs { 2.5 } else { 2.0 },
             syn.name()
         );
@@ -155,31 +272,74 @@ pub fn course_svg(c: &Course) -> String {
             let st = p.state(syn);
             let Some(g) = st.floor() else { continue };
             let filled = matches!(st, GradeState::Graded(_));
-            let ev: Vec<&str> = p.evidence(syn).iter().map(|x| x.0.as_str()).collect();
+            let (attrs, evidence, r) = match mode {
+                Mode::File => {
+                    let ev: Vec<&str> = p.evidence(syn).iter().map(|x| x.0.as_str()).collect();
+                    let ev = if ev.is_empty() {
+                        "none".into()
+                    } else {
+                        ev.join(", ")
+                    };
+                    (String::new(), ev, 2.5)
+                }
+                Mode::Page { now } => {
+                    let ev = findings_text(p, syn, now);
+                    let grade = match st {
+                        GradeState::AtLeast(g) => {
+                            format!(
+                                "at least {g} (a domain could not be assessed: the grade may be higher)"
+                            )
+                        }
+                        _ => g.to_string(),
+                    };
+                    let label = format!(
+                        "{} {}{} (day {})",
+                        syn.name(),
+                        state_text(st),
+                        mode.at(p.at),
+                        c.day(p.at)
+                    );
+                    let class = if filled {
+                        "grade-point"
+                    } else {
+                        "grade-point lower-bound"
+                    };
+                    let attrs = interactive_attrs(
+                        class,
+                        syn,
+                        &grade,
+                        &mode.time(p.at),
+                        c.day(p.at),
+                        &ev,
+                        &label,
+                    );
+                    let ev = if ev.is_empty() {
+                        "none".into()
+                    } else {
+                        ev.join("; ")
+                    };
+                    (attrs, ev, 3.5)
+                }
+            };
             let _ = writeln!(
                 s,
-                r##"<circle cx="{:.1}" cy="{:.1}" r="2.5" fill="{}" stroke="#000"><title>{} {} at {} (day {}); evidence: {}</title></circle>"##,
+                r##"<circle{attrs} cx="{:.1}" cy="{:.1}" r="{r}" fill="{}" stroke="#000"><title>{} {}{} (day {}); evidence: {}</title></circle>"##,
                 sc.x(p.at),
                 sc.y(g) + offset,
                 if filled { "#000" } else { "#fff" },
                 syn.name(),
                 state_text(st),
-                format_time(p.at),
+                mode.at(p.at),
                 c.day(p.at),
-                esc(&if ev.is_empty() {
-                    "none".into()
-                } else {
-                    ev.join(", ")
-                })
+                esc(&evidence)
             );
         }
     }
-    // Legend.
+    // Legend, under the title.
     let _ = writeln!(
         s,
-        r##"<g transform="translate({},{})"><line x1="0" y1="0" x2="24" y2="0" stroke="#000" stroke-width="2.5"/><text x="28" y="4">CRS</text><line x1="70" y1="0" x2="94" y2="0" stroke="#000" stroke-width="2" stroke-dasharray="6 4"/><text x="98" y="4">ICANS</text><rect x="150" y="-6" width="16" height="12" fill="url(#hatch)"/><text x="170" y="4">not assessable</text><circle cx="260" cy="0" r="3" fill="#fff" stroke="#000"/><text x="266" y="4">lower bound</text></g>"##,
-        W - RIGHT - 360.0,
-        GRADE_TOP - 12.0
+        r##"<g class="legend" transform="translate({LEFT},{})"><line class="legend-crs" x1="0" y1="0" x2="24" y2="0" stroke="#000" stroke-width="2.5"/><text x="30" y="4">CRS</text><line class="legend-icans" x1="80" y1="0" x2="104" y2="0" stroke="#000" stroke-width="2" stroke-dasharray="6 4"/><text x="110" y="4">ICANS</text><circle class="legend-graded" cx="184" cy="0" r="3.5" fill="#000" stroke="#000"/><text x="192" y="4">graded</text><circle class="legend-lower" cx="264" cy="0" r="3.5" fill="#fff" stroke="#000" stroke-width="1.5"/><text x="272" y="4">lower bound</text><rect x="370" y="-6" width="16" height="12" fill="url(#hatch)" stroke="#767676"/><text x="392" y="4">not assessable</text></g>"##,
+        GRADE_TOP - 20.0
     );
     // Lanes: tocilizumab, steroids, vasopressors, oxygen.
     let lane_y = |i: usize| lanes_top + i as f64 * (LANE_H + 8.0);
@@ -189,7 +349,7 @@ pub fn course_svg(c: &Course) -> String {
     {
         let _ = writeln!(
             s,
-            r##"<text x="{}" y="{}" text-anchor="end">{name}</text><line x1="{LEFT}" y1="{}" x2="{}" y2="{}" stroke="#ccc"/>"##,
+            r##"<text x="{}" y="{}" text-anchor="end">{name}</text><line class="decor" x1="{LEFT}" y1="{}" x2="{}" y2="{}" stroke="#ccc"/>"##,
             LEFT - 6.0,
             lane_y(i) + LANE_H / 2.0 + 4.0,
             lane_y(i) + LANE_H,
@@ -202,39 +362,39 @@ pub fn course_svg(c: &Course) -> String {
         let (x, y) = (sc.x(d.at), lane_y(0));
         let _ = writeln!(
             s,
-            r##"<path d="M{x:.1},{:.1} l-6,14 h12 z" fill="#000"><title>tocilizumab {} at {} ({})</title></path>"##,
+            r##"<path d="M{x:.1},{:.1} l-6,14 h12 z" fill="#000"><title>tocilizumab {}{}{}</title></path>"##,
             y + 3.0,
             d.mg.map_or("dose not stated".into(), |m| format!("{m:.0} mg")),
-            format_time(d.at),
-            esc(&d.source.0)
+            mode.at(d.at),
+            esc(&source(mode, &d.source.0))
         );
     }
     for d in &t.steroids.doses {
         let (x, y) = (sc.x(d.at), lane_y(1));
         let _ = writeln!(
             s,
-            r##"<rect x="{:.1}" y="{:.1}" width="10" height="10" fill="#555" stroke="#000"><title>{} {} at {} ({})</title></rect>"##,
+            r##"<rect x="{:.1}" y="{:.1}" width="10" height="10" fill="#555" stroke="#000"><title>{} {}{}{}</title></rect>"##,
             x - 5.0,
             y + 6.0,
             d.drug.key(),
             d.mg.map_or("dose not stated".into(), |m| format!("{m:.1} mg")),
-            format_time(d.at),
-            esc(&d.source.0)
+            mode.at(d.at),
+            esc(&source(mode, &d.source.0))
         );
     }
     for d in t.anakinra.iter().chain(&t.siltuximab) {
         let (x, y) = (sc.x(d.at), lane_y(0));
         let _ = writeln!(
             s,
-            r##"<circle cx="{x:.1}" cy="{:.1}" r="5" fill="#fff" stroke="#000" stroke-width="2"><title>{} at {} ({})</title></circle>"##,
+            r##"<circle cx="{x:.1}" cy="{:.1}" r="5" fill="#fff" stroke="#000" stroke-width="2"><title>{}{}{}</title></circle>"##,
             y + LANE_H / 2.0,
             d.drug.key(),
-            format_time(d.at),
-            esc(&d.source.0)
+            mode.at(d.at),
+            esc(&source(mode, &d.source.0))
         );
     }
     // Bars: the treatment's own intervals (vasopressor exposures, oxygen records).
-    for (x0, x1, label) in bars(c, Bar::Vasopressor) {
+    for (x0, x1, label) in bars(c, Bar::Vasopressor, mode) {
         let _ = writeln!(
             s,
             r##"<rect x="{x0:.1}" y="{:.1}" width="{:.1}" height="{}" fill="#333"><title>{}</title></rect>"##,
@@ -244,11 +404,11 @@ pub fn course_svg(c: &Course) -> String {
             esc(&label)
         );
     }
-    for (x0, x1, label) in bars(c, Bar::Oxygen) {
+    for (x0, x1, label) in bars(c, Bar::Oxygen, mode) {
         let shade = OXYGEN_CLASSES
             .iter()
             .position(|k| label.starts_with(k))
-            .map_or("#bbb", |i| ["#ddd", "#aaa", "#666", "#222"][i]);
+            .map_or(OXYGEN_SHADES[0], |i| OXYGEN_SHADES[i]);
         let _ = writeln!(
             s,
             r##"<rect x="{x0:.1}" y="{:.1}" width="{:.1}" height="{}" fill="{shade}" stroke="#000" stroke-width="0.3"><title>{}</title></rect>"##,
@@ -267,7 +427,16 @@ enum Bar {
     Oxygen,
 }
 
-fn bars(c: &Course, which: Bar) -> Vec<(f64, f64, String)> {
+/// A dose's resource reference: in the file only (the page speaks clinician, RULES.md
+/// §7 S14).
+fn source(mode: Mode, reference: &str) -> String {
+    match mode {
+        Mode::File => format!(" ({reference})"),
+        Mode::Page { .. } => String::new(),
+    }
+}
+
+fn bars(c: &Course, which: Bar, mode: Mode) -> Vec<(f64, f64, String)> {
     let sc = Scale {
         start: c.start.0,
         end: c.until.0.max(c.start.0 + 3_600_000),
@@ -281,7 +450,7 @@ fn bars(c: &Course, which: Bar) -> Vec<(f64, f64, String)> {
                 (
                     sc.x(*a),
                     sc.x(*b),
-                    format!("{label} {} to {}", format_time(*a), format_time(*b)),
+                    format!("{label} {} to {}", mode.time(*a), mode.time(*b)),
                 )
             })
             .collect(),
@@ -293,7 +462,7 @@ fn bars(c: &Course, which: Bar) -> Vec<(f64, f64, String)> {
                 (
                     sc.x(*a),
                     sc.x(*b),
-                    format!("{class}: {} to {}", format_time(*a), format_time(*b)),
+                    format!("{class}: {} to {}", mode.time(*a), mode.time(*b)),
                 )
             })
             .collect(),

@@ -1,5 +1,7 @@
 //! Drawings of engine results for people: the SVG chart of the toxicity course
-//! (issue 12). Depends on `domain` and `protocol` (time formats) only; used by `cli`.
+//! (issue 12) and the app page that shows it (issue 13). Depends on `domain` and
+//! `protocol` (time formats, clinician words) only; used by `cli` and `http`. No rule is
+//! decided while drawing.
 //!
 //! The SVG is written by hand rather than with plotters: plotters' SVG backend draws
 //! bare primitives (its backend style carries a colour and a width only), so it can
@@ -10,4 +12,4 @@ mod chart;
 mod page;
 
 pub use chart::course_svg;
-pub use page::{APP_CSS, APP_JS, PageInput, course_page};
+pub use page::{APP_CSS, APP_JS, CSS_PATH, JS_PATH, PageInput, course_page};
