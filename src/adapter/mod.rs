@@ -77,6 +77,9 @@ pub struct Mapped {
     pub duplicates: usize,
     /// Resources handed to fhirbolt's typed parser.
     pub typed_parses: usize,
+    /// Runs of fhirbolt's parser over those resources (a resource with unknown
+    /// elements costs more than one; issue 10, fault 3).
+    pub parse_attempts: usize,
     /// Observations skipped before typed parsing because they are older than the
     /// window their concept is graded over.
     pub outside_window: usize,
@@ -811,6 +814,7 @@ pub fn map_documents_for_patient(
         mapped.ignored_by_status = c.ignored_by_status;
         mapped.duplicates = c.duplicates;
         mapped.typed_parses = ctx.typed_parses;
+        mapped.parse_attempts = ctx.parser.parses();
         return mapped;
     }
 
@@ -903,6 +907,7 @@ pub fn map_documents_for_patient(
     mapped.issues.append(&mut ctx.issues);
     mapped.orders = std::mem::take(&mut ctx.orders);
     mapped.typed_parses = ctx.typed_parses;
+    mapped.parse_attempts = ctx.parser.parses();
     mapped.outside_window = outside_window;
     mapped.facts = ctx.facts;
     mapped.ignored_by_status = c.ignored_by_status;
