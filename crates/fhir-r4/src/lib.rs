@@ -7,6 +7,9 @@
 
 use std::collections::{HashMap, HashSet};
 
+#[doc(hidden)]
+pub mod legacy;
+
 pub use fhirbolt::model::r4::{Resource, resources, types};
 
 /// How strictly unknown or missing elements are treated while parsing.
