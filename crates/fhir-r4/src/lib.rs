@@ -236,10 +236,10 @@ impl Parser {
             }
         });
         paths.sort_by_key(|(_, foreign)| *foreign); // stable: document order within ties
-        let mut probes = 0;
-        for (path, foreign) in &paths {
+        for (probes, (path, foreign)) in paths.iter().enumerate() {
             if *foreign == 0 && !self.seen.contains(path) {
-                // Only `x` is foreign here: drop it (no neighbour can be lost).
+                // Only `x` is foreign here: drop just `x`, as before the probes (no
+                // neighbour can be lost; a second time at this path, probe and learn).
                 self.seen.insert(path.clone());
                 let mut names = Vec::new();
                 at_path(value, path, &mut |map| {
@@ -252,7 +252,6 @@ impl Parser {
             if probes == MAX_PROBES || self.parses - start + 1 >= MAX_PARSES {
                 break;
             }
-            probes += 1;
             if let Some(mut names) = self.confirms(value, path, unknown) {
                 at_path(value, path, &mut |map| {
                     drop_foreign(map, &unknown.fields, Some(&unknown.field), &mut names);
