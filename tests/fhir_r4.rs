@@ -176,3 +176,14 @@ fn a_learnt_list_cleans_only_its_own_path() {
     assert!(o.value.is_some());
     assert_eq!(o.code.coding.len(), 1);
 }
+
+#[test]
+fn a_resource_that_already_holds_the_probe_key_is_dropped_element_by_element() {
+    let json = r#"{"resourceType":"Observation","status":"final","code":{"text":"x"},"\u0001crs-cds-probe":1,"a":[1],"b":2}"#;
+    let mut parser = Parser::new();
+    let (_, mut dropped) = parser.parse_dropping_unknown(json).expect("parsed");
+    dropped.sort();
+    assert_eq!(dropped, vec!["\u{1}crs-cds-probe", "a", "b"]);
+    // No probe could be trusted: one parse per element, and the first (as before).
+    assert_eq!(parser.parses(), 4);
+}

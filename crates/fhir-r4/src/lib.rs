@@ -35,14 +35,18 @@ pub fn parse_resource(json: &str, mode: Mode) -> Result<Resource, String> {
 /// The most unknown elements dropped from one resource before giving up.
 const MAX_DROPPED: usize = 32;
 
-/// The most strict parses spent on one resource (each drop round costs at most one
-/// parse and [`MAX_PROBES`] probe parses, and drops at least one element).
-const MAX_PARSES: usize = 2 * MAX_DROPPED + 1;
+/// The most strict parses spent on one resource: the 33 of the element-by-element way
+/// (one per dropped element, and the first) and a few probes. A round costs one parse,
+/// or two when a probe confirms, and then drops at least two elements, so only probes
+/// that do not confirm (a valid element of another type named like the unknown one),
+/// or a path probed a second time, add parses; beyond this the resource is refused.
+const MAX_PARSES: usize = MAX_DROPPED + 1 + 8;
 
 /// The most objects probed for their type in one drop round.
-const MAX_PROBES: usize = 3;
+const MAX_PROBES: usize = 2;
 
-/// A key no FHIR element has, put in an object to learn its type's field list.
+/// A key no FHIR element has, put in an object to learn its type's field list. A
+/// resource that already holds it is never probed (nothing could tell the two apart).
 const PROBE: &str = "\u{1}crs-cds-probe";
 
 fn parse_strict(json: &str) -> Result<Resource, String> {
@@ -106,6 +110,8 @@ pub struct Parser {
     /// Paths where an element was dropped without a probe: a second time, probe.
     seen: HashSet<String>,
     parses: usize,
+    /// Whether the resource being parsed may be probed (`None`: not looked at yet).
+    probing: Option<bool>,
 }
 
 /// The fields of one type, as fhirbolt names them in its "expected one of" list.
@@ -152,6 +158,7 @@ impl Parser {
         json: &str,
     ) -> Result<(Resource, Vec<String>), String> {
         let start = self.parses;
+        self.probing = None;
         let mut dropped = Vec::new();
         let mut value: Option<serde_json::Value> = None;
         if !self.learnt.is_empty()
@@ -250,6 +257,17 @@ impl Parser {
                 return Round::Dropped(names);
             }
             if probes == MAX_PROBES || self.parses - start + 1 >= MAX_PARSES {
+                break;
+            }
+            if self.probing.is_none() {
+                let mut clean = true;
+                let mut p = String::new();
+                each_object(value, &mut p, &mut |_, map| {
+                    clean &= !map.contains_key(PROBE);
+                });
+                self.probing = Some(clean);
+            }
+            if self.probing == Some(false) {
                 break;
             }
             if let Some(mut names) = self.confirms(value, path, unknown) {
