@@ -5,7 +5,9 @@
 //! functions, halves cold builds (see `../shared/reference/stack-notes.md`).
 //! This crate re-exports the typed model so callers never name `fhirbolt::json`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde_json::value::RawValue;
 
 #[doc(hidden)]
 pub mod legacy;
@@ -160,34 +162,22 @@ impl Parser {
         let start = self.parses;
         self.probing = None;
         let mut dropped = Vec::new();
-        let mut value: Option<serde_json::Value> = None;
-        if !self.learnt.is_empty()
-            && let Ok(mut v) = serde_json::from_str::<serde_json::Value>(json)
-        {
-            self.clean_learnt(&mut v, &mut dropped);
-            if !dropped.is_empty() {
-                value = Some(v);
-            }
-        }
-        let first = match &value {
-            None => self.strict(json),
-            Some(v) => self.strict(&v.to_string()),
+        let cleaned = if self.learnt.is_empty() {
+            None
+        } else {
+            self.clean_learnt(json, &mut String::new(), &mut dropped)
         };
-        let mut error = match first {
+        let text = cleaned.as_deref().unwrap_or(json);
+        let mut error = match self.strict(text) {
             Ok(r) if dropped.len() <= MAX_DROPPED => return Ok((r, dropped)),
             Ok(_) => return Err(too_many(&dropped)),
             Err(e) => e,
         };
         let first = error.clone();
-        let mut value = match value {
-            Some(v) => v,
-            None => {
-                if UnknownField::parse(&error).is_none() {
-                    return Err(error);
-                }
-                serde_json::from_str(json).map_err(|e| e.to_string())?
-            }
-        };
+        if UnknownField::parse(&error).is_none() {
+            return Err(error);
+        }
+        let mut value: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
         loop {
             let Some(unknown) = UnknownField::parse(&error) else {
                 return Err(error);
@@ -211,14 +201,81 @@ impl Parser {
         }
     }
 
-    /// Drops from every object at a learnt path the keys outside its type.
-    fn clean_learnt(&self, value: &mut serde_json::Value, dropped: &mut Vec<String>) {
-        let mut path = String::new();
-        each_object(value, &mut path, &mut |path, map| {
-            if let Some(fields) = self.learnt.get(path) {
-                drop_foreign(map, fields, None, dropped);
+    /// Drops from every object at a learnt path the keys outside its type, working on
+    /// the text: only the objects on the way to a learnt path are split into their keys
+    /// (everything else is copied as it was sent, unparsed). `None` when nothing was
+    /// dropped (or the text is not JSON: the strict parse then says why).
+    fn clean_learnt(
+        &self,
+        text: &str,
+        path: &mut String,
+        dropped: &mut Vec<String>,
+    ) -> Option<String> {
+        let trimmed = text.trim_start();
+        if trimmed.starts_with('[') {
+            let items: Vec<&RawValue> = serde_json::from_str(text).ok()?;
+            let mut changed = false;
+            let parts: Vec<std::borrow::Cow<'_, str>> = items
+                .iter()
+                .map(|item| match self.clean_learnt(item.get(), path, dropped) {
+                    Some(c) => {
+                        changed = true;
+                        std::borrow::Cow::Owned(c)
+                    }
+                    None => std::borrow::Cow::Borrowed(item.get()),
+                })
+                .collect();
+            return changed.then(|| format!("[{}]", parts.join(",")));
+        }
+        if !trimmed.starts_with('{') {
+            return None;
+        }
+        let map: BTreeMap<String, &RawValue> = serde_json::from_str(text).ok()?;
+        let len = path.len();
+        if let Some(t) = map
+            .get("resourceType")
+            .and_then(|v| serde_json::from_str::<String>(v.get()).ok())
+        {
+            path.push('=');
+            path.push_str(&t);
+        }
+        let fields = self.learnt.get(path.as_str());
+        let mut changed = false;
+        let mut parts = Vec::with_capacity(map.len());
+        for (k, v) in &map {
+            if let Some(fields) = fields
+                && !fields.has(k)
+            {
+                if !dropped.iter().any(|n| n == k) {
+                    dropped.push(k.clone());
+                }
+                changed = true;
+                continue;
             }
-        });
+            let here = path.len();
+            path.push('/');
+            path.push_str(k);
+            let below = self.learnt.keys().any(|p| {
+                p.strip_prefix(path.as_str())
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with(['/', '=']))
+            });
+            let inner = if below {
+                self.clean_learnt(v.get(), path, dropped)
+            } else {
+                None
+            };
+            path.truncate(here);
+            let key = serde_json::to_string(k).ok()?;
+            match inner {
+                Some(c) => {
+                    changed = true;
+                    parts.push(format!("{key}:{c}"));
+                }
+                None => parts.push(format!("{key}:{}", v.get())),
+            }
+        }
+        path.truncate(len);
+        changed.then(|| format!("{{{}}}", parts.join(",")))
     }
 
     /// One round for the error "unknown field `x`": see [`Parser`].
