@@ -122,6 +122,9 @@ pub struct LimitSettings {
     /// `server.max_cards`: most cards per answer (default 25; beyond, one card says how
     /// many were not shown).
     pub max_cards: usize,
+    /// `server.max_parsed_entries`: most entries typed-parsed per call (default 5,000;
+    /// beyond, nothing is graded and one card says what was not checked).
+    pub max_parsed_entries: usize,
 }
 
 /// `[fhir]`.
@@ -211,6 +214,14 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://crs-cds-feedback.db?mode=rwc";
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 /// The default body limit: 4 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+/// The default `server.max_parsed_entries` (issue 10). The largest realistic call is an
+/// ICU week (the adapter reads 7 days back for the course): temperature, systolic
+/// pressure, oxygen device and flow charted every 15 minutes (4 × 4 × 168 = 2,688), ICE
+/// and consciousness 4-hourly (84), six labs 6-hourly (168) and a few hundred doses,
+/// about 3,300 entries to parse; 5,000 leaves half as much again. The body limit alone
+/// does not bound it: 4 MiB holds about 8,000 minimal Observations and the FHIR server
+/// may add 32 MiB per call (`fhir.max_call_bytes`).
+pub const DEFAULT_MAX_PARSED_ENTRIES: u64 = 5_000;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -265,6 +276,7 @@ struct RawServer {
     cpu_queue: Option<u64>,
     max_draft_orders: Option<u64>,
     max_cards: Option<u64>,
+    max_parsed_entries: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -369,6 +381,7 @@ const KNOWN_ENV: &[&str] = &[
     "CRS_CDS_CPU_QUEUE",
     "CRS_CDS_MAX_DRAFT_ORDERS",
     "CRS_CDS_MAX_CARDS",
+    "CRS_CDS_MAX_PARSED_ENTRIES",
     "CRS_CDS_FEEDBACK_DATABASE_URL",
     "CRS_CDS_CONCEPT_MAP",
     "CRS_CDS_GRADING_WINDOW_HOURS",
@@ -466,6 +479,9 @@ impl RawSettings {
                 self.server.max_draft_orders = Some(parse_env(key, value)?)
             }
             "CRS_CDS_MAX_CARDS" => self.server.max_cards = Some(parse_env(key, value)?),
+            "CRS_CDS_MAX_PARSED_ENTRIES" => {
+                self.server.max_parsed_entries = Some(parse_env(key, value)?)
+            }
             "CRS_CDS_FEEDBACK_DATABASE_URL" => self.feedback.database_url = Some(value.to_string()),
             "CRS_CDS_CONCEPT_MAP" => self.terminology.concept_map = Some(PathBuf::from(value)),
             "CRS_CDS_GRADING_WINDOW_HOURS" => {
@@ -845,6 +861,12 @@ fn validate_limits(server: &RawServer) -> Result<LimitSettings, ConfigError> {
             1..=100_000,
         )? as usize,
         max_cards: in_range("server.max_cards", server.max_cards, 25, 2..=10_000)? as usize,
+        max_parsed_entries: in_range(
+            "server.max_parsed_entries",
+            server.max_parsed_entries,
+            DEFAULT_MAX_PARSED_ENTRIES,
+            1..=1_000_000,
+        )? as usize,
     })
 }
 
@@ -969,6 +991,7 @@ mod tests {
         assert_eq!(s.server.limits.shutdown_timeout_secs, 10);
         assert_eq!(s.server.limits.max_draft_orders, 100);
         assert_eq!(s.server.limits.max_cards, 25);
+        assert_eq!(s.server.limits.max_parsed_entries, 5_000);
         assert_eq!(s.auth.max_token_lifetime_secs, 3600);
         assert_eq!(s.feedback.database_url, DEFAULT_DATABASE_URL);
         assert_eq!(s.log.format, LogFormat::Pretty);
@@ -1184,6 +1207,7 @@ mod tests {
                 ("CRS_CDS_CPU_WORKERS", "3"),
                 ("CRS_CDS_MAX_DRAFT_ORDERS", "7"),
                 ("CRS_CDS_MAX_CARDS", "9"),
+                ("CRS_CDS_MAX_PARSED_ENTRIES", "11"),
             ]),
         )
         .expect("valid");
@@ -1195,6 +1219,7 @@ mod tests {
         assert_eq!(s.server.limits.cpu_queue, 48);
         assert_eq!(s.server.limits.max_draft_orders, 7);
         assert_eq!(s.server.limits.max_cards, 9);
+        assert_eq!(s.server.limits.max_parsed_entries, 11);
         // The call budget may not be smaller than one page.
         assert!(
             Settings::from_sources(

@@ -596,3 +596,206 @@ async fn a_prefetched_next_page_on_another_server_is_not_fetched_and_is_reported
     );
     app.stop().await;
 }
+
+/// `cart_patient_request` holds 3 entries the engine uses: the infusion Procedure, the
+/// Patient and one temperature Observation (the other prefetch Bundles are empty).
+const CART_PATIENT_ENTRIES: u64 = 3;
+
+async fn grade_with_cap(cap: usize, service: &str, req: &Value) -> Value {
+    let app = spawn_app_with(|s| {
+        s.server.limits.max_parsed_entries = cap;
+        s.grading.allow_time_override = true;
+    })
+    .await;
+    let r = app
+        .client
+        .post(format!("{}/cds-services/{service}", app.address))
+        .header("X-CRS-CDS-Evaluation-Time", "2026-03-10T12:00:00Z")
+        .json(req)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.expect("JSON");
+    app.stop().await;
+    body
+}
+
+#[tokio::test]
+async fn exactly_at_the_parsed_entry_cap_the_patient_is_graded_normally() {
+    let body = grade_with_cap(
+        CART_PATIENT_ENTRIES as usize,
+        GRADING,
+        &cart_patient_request(),
+    )
+    .await;
+    let card = &body["cards"][0];
+    assert!(
+        card["summary"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("CRS grade"),
+        "{body}"
+    );
+    let ext = &card["extension"]["org.crs-cds"];
+    assert!(ext["crsGrade"].is_u64(), "{ext}");
+    assert!(ext.get("entriesToParse").is_none(), "{ext}");
+}
+
+#[tokio::test]
+async fn one_entry_over_the_parsed_entry_cap_answers_one_not_graded_card() {
+    let cap = CART_PATIENT_ENTRIES - 1;
+    let body = grade_with_cap(cap as usize, GRADING, &cart_patient_request()).await;
+    let cards = body["cards"].as_array().expect("cards");
+    assert_eq!(cards.len(), 1, "{body}");
+    let card = &cards[0];
+    assert_eq!(card["indicator"], "warning");
+    assert_eq!(
+        card["summary"],
+        format!(
+            "CAR-T toxicity not graded: the record holds {CART_PATIENT_ENTRIES} entries to check, over this service's limit of {cap}"
+        )
+    );
+    let detail = card["detail"].as_str().expect("detail");
+    assert!(detail.contains("not graded"), "{detail}");
+    assert!(detail.contains("server.max_parsed_entries"), "{detail}");
+    assert!(!detail.contains("No dose check"), "no orders: {detail}");
+    let ext = &card["extension"]["org.crs-cds"];
+    assert!(ext["crsGrade"].is_null(), "no grade: {ext}");
+    assert!(ext["icansGrade"].is_null(), "no grade: {ext}");
+    assert_eq!(ext["flags"], json!([]));
+    assert_eq!(ext["entriesToParse"], CART_PATIENT_ENTRIES);
+    assert_eq!(ext["parsedEntriesLimit"], cap);
+}
+
+#[tokio::test]
+async fn over_the_parsed_entry_cap_an_order_hook_says_the_tocilizumab_dose_was_not_checked() {
+    // Two tocilizumab draft orders, 800 mg each: with the 3 record entries, 5 to parse.
+    let mut req = cart_patient_request();
+    let orders: Vec<Value> = (0..2)
+        .map(|n| json!({"resource": {"resourceType": "MedicationRequest", "id": format!("toci{n}"), "status": "draft",
+            "intent": "order", "subject": {"reference": "Patient/p9"},
+            "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "612865"}], "text": "tocilizumab"},
+            "dosageInstruction": [{"doseAndRate": [{"doseQuantity": {"value": 800, "unit": "mg", "system": "http://unitsofmeasure.org", "code": "mg"}}]}]}}))
+        .collect();
+    req["hook"] = json!("order-select");
+    req["context"]["selections"] = json!(["MedicationRequest/toci0", "MedicationRequest/toci1"]);
+    req["context"]["draftOrders"] =
+        json!({"resourceType": "Bundle", "type": "collection", "entry": orders});
+    let entries = CART_PATIENT_ENTRIES + 2;
+
+    let at_cap = grade_with_cap(entries as usize, "cart-toxicity-order-select", &req).await;
+    assert!(
+        at_cap["cards"]
+            .as_array()
+            .expect("cards")
+            .iter()
+            .any(|c| c["extension"]["org.crs-cds"]["doseCheck"]["drug"] == "tocilizumab"),
+        "at the cap the doses are checked: {at_cap}"
+    );
+
+    let over = grade_with_cap(entries as usize - 1, "cart-toxicity-order-select", &req).await;
+    let cards = over["cards"].as_array().expect("cards");
+    assert_eq!(cards.len(), 1, "{over}");
+    let card = &cards[0];
+    let detail = card["detail"].as_str().expect("detail");
+    assert!(
+        detail.contains("**No dose check was done** on the draft orders: Tocilizumab (2)"),
+        "{detail}"
+    );
+    let ext = &card["extension"]["org.crs-cds"];
+    assert!(ext.get("doseCheck").is_none(), "never an implied OK: {ext}");
+    assert_eq!(
+        ext["uncheckedOrders"],
+        json!(["tocilizumab", "tocilizumab"])
+    );
+    assert_eq!(ext["entriesToParse"], entries);
+    assert!(ext["crsGrade"].is_null());
+}
+
+mod parse_cost {
+    use crs_cds::adapter::{Document, Terminology, map_documents_capped};
+    use crs_cds::domain::Timestamp;
+
+    const NOW: Timestamp = Timestamp(1_795_435_200_000); // 2026-11-23T12:00:00Z
+
+    /// A CAR-T infusion and `n` temperature Observations in the last day, each with 32
+    /// unknown elements.
+    fn bundle(n: usize) -> String {
+        let mut entries = vec![r#"{"resource":{"resourceType":"Procedure","id":"cart","status":"completed","code":{"coding":[{"system":"http://www.ama-assn.org/go/cpt","code":"38228"}]},"subject":{"reference":"Patient/p"},"performedDateTime":"2026-11-20T10:00:00Z"}}"#.to_string()];
+        for i in 0..n {
+            let extra: String = (0..32).map(|k| format!(r#","vendor{k}":[{k}]"#)).collect();
+            entries.push(format!(
+                r#"{{"resource":{{"resourceType":"Observation","id":"t{i}","status":"final","code":{{"coding":[{{"system":"http://loinc.org","code":"8310-5"}}]}},"subject":{{"reference":"Patient/p"}},"effectiveDateTime":"2026-11-23T{:02}:{:02}:00Z","valueQuantity":{{"value":37.5,"unit":"Cel","system":"http://unitsofmeasure.org","code":"Cel"}}{extra}}}}}"#,
+                i / 60,
+                i % 60
+            ));
+        }
+        format!(
+            r#"{{"resourceType":"Bundle","type":"searchset","entry":[{}]}}"#,
+            entries.join(",")
+        )
+    }
+
+    fn map(json: &str, cap: usize) -> crs_cds::adapter::Mapped {
+        let docs = [Document {
+            origin: "vitals",
+            json,
+        }];
+        map_documents_capped(
+            Some("p"),
+            &docs,
+            None,
+            &[],
+            NOW,
+            &Terminology::embedded(),
+            24.0,
+            cap,
+        )
+    }
+
+    #[test]
+    fn a_hundred_entries_with_32_unknown_elements_cost_one_parse_each_plus_two() {
+        // The infusion: 1 parse. The first Observation: 3 (the failing parse, the probe
+        // that confirms the Observation's field list, the parse after dropping all 32).
+        // The 99 others are cleaned by the learnt list first: 1 each. 1 + 3 + 99 = 103
+        // for 101 entries (element by element it was 1 + 100 × 33 = 3,301).
+        let json = bundle(100);
+        let m = map(&json, 101);
+        assert!(m.over_parse_limit.is_none());
+        assert_eq!(m.facts.temperatures.len(), 100);
+        assert_eq!(m.typed_parses, 101);
+        assert_eq!(m.parse_attempts, 103);
+        assert_eq!(
+            m.issues
+                .iter()
+                .filter(|i| i
+                    .message
+                    .starts_with("elements unknown to FHIR R4 ignored: "))
+                .count(),
+            100,
+            "each entry reports what was dropped"
+        );
+    }
+
+    #[test]
+    fn over_the_parsed_entry_cap_only_the_infusion_is_parsed() {
+        let json = bundle(100);
+        let m = map(&json, 100);
+        let limit = m.over_parse_limit.expect("over the cap");
+        assert_eq!((limit.entries, limit.limit), (101, 100));
+        assert!(limit.unchecked_orders.is_empty());
+        assert_eq!(m.typed_parses, 1, "the infusion only");
+        assert_eq!(m.parse_attempts, 1);
+        assert!(m.facts.temperatures.is_empty(), "nothing to grade on");
+    }
+
+    #[test]
+    fn with_more_infusions_than_the_cap_nothing_is_parsed() {
+        let json = bundle(3);
+        let m = map(&json, 0);
+        let limit = m.over_parse_limit.expect("over the cap");
+        assert_eq!(limit.entries, 4);
+        assert_eq!(m.parse_attempts, 0);
+    }
+}

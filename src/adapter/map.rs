@@ -38,6 +38,9 @@ pub(super) struct Context<'t> {
     pub orders: Vec<DoseOrder>,
     pub issues: Vec<AdapterIssue>,
     pub typed_parses: usize,
+    /// fhirbolt's parser for this request: what it learns about unknown elements in one
+    /// entry cleans the later entries of the same shape before their first parse.
+    pub parser: fhir_r4::Parser,
     /// The grading window in hours (a vasopressor order authored before it is not
     /// running unless it is an infusion).
     pub window_hours: f64,
@@ -149,6 +152,7 @@ impl<'t> Context<'t> {
             orders: Vec::new(),
             issues: Vec::new(),
             typed_parses: 0,
+            parser: fhir_r4::Parser::new(),
             window_hours: crate::domain::MAX_WINDOW_HOURS,
             ice_items: BTreeMap::new(),
         }
@@ -167,7 +171,7 @@ impl<'t> Context<'t> {
 
     fn parse(&mut self, item: &Item<'_>) -> Option<Resource> {
         self.typed_parses += 1;
-        match fhir_r4::parse_resource_dropping_unknown(item.raw.get()) {
+        match self.parser.parse_dropping_unknown(item.raw.get()) {
             Ok((r, dropped)) => {
                 if !dropped.is_empty() {
                     self.issue(

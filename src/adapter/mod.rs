@@ -77,12 +77,31 @@ pub struct Mapped {
     pub duplicates: usize,
     /// Resources handed to fhirbolt's typed parser.
     pub typed_parses: usize,
+    /// Runs of fhirbolt's parser over those resources (a resource with unknown
+    /// elements costs more than one; issue 10, fault 3).
+    pub parse_attempts: usize,
     /// Observations skipped before typed parsing because they are older than the
     /// window their concept is graded over.
     pub outside_window: usize,
     /// Whether the byte-level prefilter found no CAR-T infusion candidate, so the
     /// documents were not read at all (no issues are reported then: no cards follow).
     pub prefiltered: bool,
+    /// Set when more entries needed typed parsing than the cap allowed
+    /// ([`map_documents_capped`]): then nothing past the infusion was parsed and nothing
+    /// may be graded.
+    pub over_parse_limit: Option<ParseLimit>,
+}
+
+/// The entries a request needed typed-parsed, over the cap (`server.max_parsed_entries`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseLimit {
+    /// Entries the engine would have used: infusions, then the triaged Patients,
+    /// Observations, medications and procedures, and the checked draft orders.
+    pub entries: usize,
+    /// The cap.
+    pub limit: usize,
+    /// The drugs of the draft orders whose doses were therefore not checked, in order.
+    pub unchecked_orders: Vec<Drug>,
 }
 
 impl Mapped {
@@ -747,6 +766,45 @@ pub fn map_documents_for_patient(
     terminology: &Terminology,
     window_hours: f64,
 ) -> Mapped {
+    map_documents_capped(
+        patient_id,
+        documents,
+        draft_orders,
+        selections,
+        now,
+        terminology,
+        window_hours,
+        usize::MAX,
+    )
+}
+
+/// What triage pass 2 hands to the typed parser for one entry.
+enum Planned {
+    Patient,
+    Observation(String),
+    Administration(Drug),
+    Request(Drug),
+    Ventilation(String),
+    Oxygen(String),
+}
+
+/// As [`map_documents_for_patient`], typed-parsing at most `max_parsed` entries
+/// (`server.max_parsed_entries`, issue 10). The entries to parse are counted after
+/// triage, before any is parsed past the infusions; over the cap none is, and
+/// [`Mapped::over_parse_limit`] says how many there were: grading on part of the record
+/// could miss the fever or the hypotension that sets the grade, so the caller must not
+/// grade (RULES.md §7: missing data is never reassurance).
+#[allow(clippy::too_many_arguments)]
+pub fn map_documents_capped(
+    patient_id: Option<&str>,
+    documents: &[Document<'_>],
+    draft_orders: Option<Document<'_>>,
+    selections: &[String],
+    now: Timestamp,
+    terminology: &Terminology,
+    window_hours: f64,
+    max_parsed: usize,
+) -> Mapped {
     if let Some(filter) = terminology.prefilter()
         && !documents.iter().any(|d| filter.may_hold_infusion(d.json))
     {
@@ -796,87 +854,17 @@ pub fn map_documents_for_patient(
         kinds.push(kind);
     }
 
-    let mut mapped = Mapped::default();
-    let mut ctx = map::Context::new(terminology, now);
-    ctx.window_hours = window_hours;
-    for &i in &infusions {
-        if let (Some(item), Some(kind)) = (c.items.get(i), kinds.get(i)) {
-            ctx.infusion(item, kind.product);
-        }
-    }
-    if ctx.facts.infusion.is_none() {
-        // The common case: not a CAR-T patient. No typed parsing of the rest.
-        mapped.issues = c.issues;
-        mapped.issues.append(&mut ctx.issues);
-        mapped.ignored_by_status = c.ignored_by_status;
-        mapped.duplicates = c.duplicates;
-        mapped.typed_parses = ctx.typed_parses;
-        return mapped;
-    }
-
-    // Triage pass 2: only what the engine uses goes through the typed parser.
-    let mut outside_window = 0;
-    for (i, (item, kind)) in c.items.iter().zip(&kinds).enumerate() {
-        if infusions.contains(&i) {
-            continue;
-        }
-        match item.kind() {
-            "Patient" => ctx.patient(item),
-            "Observation" => {
-                if let Some(key) = code_key(item, terminology, Sets::OBSERVATION_CODES) {
-                    let infused_at = ctx.facts.infusion.as_ref().map(|i| i.at);
-                    let too_old = match (key.as_str(), infused_at) {
-                        // RULES.md §7 S3: a fever documented since the infusion, before
-                        // an antipyretic dose, opens the waiver whatever its age.
-                        ("temperature", Some(infused)) => {
-                            item.triage.observed_until().is_some_and(|t| t < infused)
-                        }
-                        _ => lookback_hours(&key, window_hours).is_some_and(|h| {
-                            let start = now.minus_hours(h);
-                            item.triage.observed_until().is_some_and(|t| t <= start)
-                        }),
-                    };
-                    if too_old {
-                        outside_window += 1;
-                    } else {
-                        ctx.observation(item, &key);
-                    }
-                }
-            }
-            "MedicationAdministration" => {
-                if let Some(drug) = kind.drug {
-                    ctx.administration(item, drug);
-                }
-            }
-            "MedicationRequest" => {
-                if let Some(drug) = kind.drug {
-                    ctx.request(item, drug);
-                }
-            }
-            "Procedure" => {
-                if let Some(key) = code_key(item, terminology, Sets::VENTILATION) {
-                    ctx.ventilation(item, &key);
-                } else if let Some(key) = code_key(item, terminology, Sets::OXYGEN_DEVICES) {
-                    // FHIR-INPUTS.md "Real-world encodings", "Oxygen by Procedure"; a
-                    // site ConceptMap applies here as to Observation codes.
-                    ctx.oxygen_procedure(item, &key);
-                }
-            }
-            _ => {}
-        }
-    }
-    ctx.finish_ice_items();
-
     // Draft orders: MedicationRequest only, restricted to `selections` when given.
+    let mut d = Collector::new();
+    let mut drafts: Vec<(usize, Drug)> = Vec::new();
     if let Some(doc) = draft_orders {
-        let mut d = Collector::new();
         d.collect(&doc, true);
         // A draft order may reference a Medication sent along in the draft Bundle.
         let mut medications = medications;
         for (k, v) in medication_index(&d.items) {
             medications.entry(k).or_insert(v);
         }
-        for item in &d.items {
+        for (i, item) in d.items.iter().enumerate() {
             if item.kind() != "MedicationRequest" {
                 continue; // other request types are ignored, not rejected
             }
@@ -892,22 +880,163 @@ pub fn map_documents_for_patient(
                 d.issues.push(unidentified(item));
             }
             if let Some(drug) = kind.drug {
+                drafts.push((i, drug));
+            }
+        }
+    }
+
+    let mut mapped = Mapped::default();
+    let mut ctx = map::Context::new(terminology, now);
+    ctx.window_hours = window_hours;
+    let over = |entries: usize| {
+        (entries > max_parsed).then(|| ParseLimit {
+            entries,
+            limit: max_parsed,
+            unchecked_orders: drafts.iter().map(|&(_, drug)| drug).collect(),
+        })
+    };
+    // Too many infusions to parse: the count of the rest assumes no infusion time.
+    let early = infusions.len() > max_parsed;
+    let mut limit = early
+        .then(|| {
+            let (plan, _) = plan(
+                &c.items,
+                &kinds,
+                &infusions,
+                None,
+                now,
+                terminology,
+                window_hours,
+            );
+            over(infusions.len() + plan.len() + drafts.len())
+        })
+        .flatten();
+    if !early {
+        for &i in &infusions {
+            if let (Some(item), Some(kind)) = (c.items.get(i), kinds.get(i)) {
+                ctx.infusion(item, kind.product);
+            }
+        }
+    }
+    if limit.is_none() && ctx.facts.infusion.is_none() {
+        // The common case: not a CAR-T patient. No typed parsing of the rest.
+        mapped.issues = c.issues;
+        mapped.issues.append(&mut ctx.issues);
+        mapped.ignored_by_status = c.ignored_by_status;
+        mapped.duplicates = c.duplicates;
+        mapped.typed_parses = ctx.typed_parses;
+        mapped.parse_attempts = ctx.parser.parses();
+        return mapped;
+    }
+
+    // Triage pass 2: only what the engine uses goes through the typed parser.
+    let infused_at = ctx.facts.infusion.as_ref().map(|i| i.at);
+    let (planned, outside_window) = plan(
+        &c.items,
+        &kinds,
+        &infusions,
+        infused_at,
+        now,
+        terminology,
+        window_hours,
+    );
+    if limit.is_none() {
+        limit = over(infusions.len() + planned.len() + drafts.len());
+    }
+    if limit.is_none() {
+        for (i, step) in &planned {
+            let Some(item) = c.items.get(*i) else {
+                continue;
+            };
+            match step {
+                Planned::Patient => ctx.patient(item),
+                Planned::Observation(key) => ctx.observation(item, key),
+                Planned::Administration(drug) => ctx.administration(item, *drug),
+                Planned::Request(drug) => ctx.request(item, *drug),
+                Planned::Ventilation(key) => ctx.ventilation(item, key),
+                Planned::Oxygen(key) => ctx.oxygen_procedure(item, key),
+            }
+        }
+        ctx.finish_ice_items();
+        for &(i, drug) in &drafts {
+            if let Some(item) = d.items.get(i) {
                 ctx.draft_order(item, drug);
             }
         }
-        c.issues.append(&mut d.issues);
-        c.ignored_by_status += d.ignored_by_status;
     }
+    c.issues.append(&mut d.issues);
+    c.ignored_by_status += d.ignored_by_status;
 
     mapped.issues = c.issues;
     mapped.issues.append(&mut ctx.issues);
     mapped.orders = std::mem::take(&mut ctx.orders);
     mapped.typed_parses = ctx.typed_parses;
+    mapped.parse_attempts = ctx.parser.parses();
     mapped.outside_window = outside_window;
     mapped.facts = ctx.facts;
     mapped.ignored_by_status = c.ignored_by_status;
     mapped.duplicates = c.duplicates;
+    mapped.over_parse_limit = limit;
     mapped
+}
+
+/// Triage pass 2: the entries the engine uses, in order, with what to read from each,
+/// and how many Observations were too old to matter (issue 3, "classify each by …
+/// time"). `infused_at` is the infusion time (`None` when not parsed).
+fn plan(
+    items: &[Item<'_>],
+    kinds: &[MedicationKind],
+    infusions: &[usize],
+    infused_at: Option<Timestamp>,
+    now: Timestamp,
+    terminology: &Terminology,
+    window_hours: f64,
+) -> (Vec<(usize, Planned)>, usize) {
+    let mut planned = Vec::new();
+    let mut outside_window = 0;
+    for (i, (item, kind)) in items.iter().zip(kinds).enumerate() {
+        if infusions.contains(&i) {
+            continue;
+        }
+        let step = match item.kind() {
+            "Patient" => Some(Planned::Patient),
+            "Observation" => code_key(item, terminology, Sets::OBSERVATION_CODES).and_then(|key| {
+                let too_old = match (key.as_str(), infused_at) {
+                    // RULES.md §7 S3: a fever documented since the infusion, before an
+                    // antipyretic dose, opens the waiver whatever its age.
+                    ("temperature", Some(infused)) => {
+                        item.triage.observed_until().is_some_and(|t| t < infused)
+                    }
+                    _ => lookback_hours(&key, window_hours).is_some_and(|h| {
+                        let start = now.minus_hours(h);
+                        item.triage.observed_until().is_some_and(|t| t <= start)
+                    }),
+                };
+                if too_old {
+                    outside_window += 1;
+                    None
+                } else {
+                    Some(Planned::Observation(key))
+                }
+            }),
+            "MedicationAdministration" => kind.drug.map(Planned::Administration),
+            "MedicationRequest" => kind.drug.map(Planned::Request),
+            "Procedure" => {
+                if let Some(key) = code_key(item, terminology, Sets::VENTILATION) {
+                    Some(Planned::Ventilation(key))
+                } else {
+                    // FHIR-INPUTS.md "Real-world encodings", "Oxygen by Procedure"; a
+                    // site ConceptMap applies here as to Observation codes.
+                    code_key(item, terminology, Sets::OXYGEN_DEVICES).map(Planned::Oxygen)
+                }
+            }
+            _ => None,
+        };
+        if let Some(step) = step {
+            planned.push((i, step));
+        }
+    }
+    (planned, outside_window)
 }
 
 /// "medication of MedicationAdministration/x could not be identified" (FHIR-INPUTS.md

@@ -1263,3 +1263,66 @@ pub mod text;
 
 #[cfg(test)]
 mod tests;
+
+/// The one card when the record held more entries to check than
+/// `server.max_parsed_entries` (issue 10): nothing was graded, and it says so, what was not
+/// checked (the draft orders' doses included) and what to do. Grading on part of the record
+/// could miss the finding that sets the grade, so no grade, flag or recommendation is
+/// given (RULES.md §7: missing data is never turned into reassurance).
+pub fn not_graded_card(entries: usize, limit: usize, unchecked_orders: &[Drug]) -> Card {
+    let mut d = String::from(
+        "CRS and ICANS were **not graded** and no recommendation was made: grading on part \
+         of the record could miss the fever, low blood pressure, low oxygen or neurological \
+         finding that sets the grade.\n\n\
+         Not checked: the vital signs, oxygen support, neurological assessments, laboratory \
+         results, medications and procedures in this record.\n\n",
+    );
+    let mut counts: Vec<(Drug, usize)> = Vec::new();
+    for &drug in unchecked_orders {
+        match counts.iter_mut().find(|(d, _)| *d == drug) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((drug, 1)),
+        }
+    }
+    if !counts.is_empty() {
+        let listed: Vec<String> = counts
+            .iter()
+            .map(|(drug, n)| format!("{} ({n})", drug_name(*drug)))
+            .collect();
+        d.push_str(&format!(
+            "**No dose check was done** on the draft orders: {}. Check each dose by hand \
+             before signing.\n\n",
+            listed.join(", ")
+        ));
+    }
+    d.push_str(&format!(
+        "What to do: grade CRS and ICANS by hand from the chart, or ask the service's \
+         administrators to raise `server.max_parsed_entries` (now {limit}) above {entries}.\n\n"
+    ));
+    d.push_str(SOURCE_LINE);
+    let drugs: Vec<&str> = unchecked_orders.iter().map(|d| d.key()).collect();
+    Card {
+        uuid: uuid(),
+        summary: clip_summary(format!(
+            "CAR-T toxicity not graded: the record holds {entries} entries to check, over this service's limit of {limit}"
+        )),
+        detail: d,
+        indicator: Indicator::Warning,
+        source: topic("data-quality", "Missing or unusable data"),
+        suggestions: Vec::new(),
+        selection_behavior: None,
+        override_reasons: override_reasons(),
+        extension: json!({ EXTENSION_KEY: {
+            "crsGrade": null,
+            "icansGrade": null,
+            "flags": [],
+            "evidence": [],
+            "missing": [format!(
+                "not graded: {entries} entries to check, over server.max_parsed_entries ({limit})"
+            )],
+            "parsedEntriesLimit": limit,
+            "entriesToParse": entries,
+            "uncheckedOrders": drugs,
+        }}),
+    }
+}

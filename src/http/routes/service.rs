@@ -286,7 +286,7 @@ fn grade(work: Work, state: &AppState) -> CdsResponse {
         origin: "draftOrders",
         json,
     });
-    let mapped = adapter::map_documents_for_patient(
+    let mapped = adapter::map_documents_capped(
         Some(&work.patient_id),
         &documents,
         draft,
@@ -295,7 +295,19 @@ fn grade(work: Work, state: &AppState) -> CdsResponse {
         &state.terminology,
         // Everything the prefetch sent up to 7 days back: the course (issue 12) needs it.
         state.policy.window_hours.max(domain::MAX_WINDOW_HOURS),
+        state.limits.max_parsed_entries,
     );
+    // Over `server.max_parsed_entries`: not graded on part of the record; one card says
+    // so, on every hook (issue 10).
+    if let Some(limit) = &mapped.over_parse_limit {
+        return CdsResponse {
+            cards: vec![crate::protocol::cards::not_graded_card(
+                limit.entries,
+                limit.limit,
+                &limit.unchecked_orders,
+            )],
+        };
+    }
     if !mapped.has_infusion() {
         return CdsResponse::default();
     }
