@@ -1312,6 +1312,7 @@ pub fn not_graded_card(entries: usize, limit: usize, unchecked_orders: &[Drug]) 
         suggestions: Vec::new(),
         selection_behavior: None,
         override_reasons: override_reasons(),
+        links: Vec::new(),
         extension: json!({ EXTENSION_KEY: {
             "crsGrade": null,
             "icansGrade": null,
