@@ -825,3 +825,81 @@ async fn a_typical_axi_cel_course_shows_its_episodes_doses_and_points_at_1400_px
     .await;
     server.stop(true).await;
 }
+
+/// The whole flow in the browser (issue 13 "Done when"): the demo EHR shows the patient's
+/// grading card, a click on its "CRS/ICANS course" link runs the SMART EHR launch (demo EHR
+/// → `/app/launch` → the demo authorization server → `/app/callback`, every redirect
+/// followed by Chromium, the launch cookie kept by it) and the app draws the course the
+/// service computes from the demo FHIR server: as many grade points and episode rows as
+/// that patient's course has (computed here from the same demo resources).
+#[tokio::test]
+async fn a_click_on_the_card_link_in_the_demo_ehr_launches_the_app_and_draws_the_patients_course() {
+    let id = "demo-tocilizumab-history";
+    let app = crate::helpers::spawn_app_with(|s| s.demo = true).await;
+    let ehr = format!("{}/demo/ehr", app.address);
+    let address = app.address.clone();
+    with_browser(1400, 1000, |client| async move {
+        client.goto(&ehr).await.expect("the demo EHR loads");
+        let link = client
+            .find(Locator::Id(&format!("app-link-{id}")))
+            .await
+            .expect("the grading card's app link");
+        assert_eq!(link.text().await.expect("text"), "CRS/ICANS course");
+        link.click().await.expect("click");
+        client
+            .wait()
+            .for_element(Locator::Css("html[data-app=\"ready\"]"))
+            .await
+            .expect("the app page loaded and its script ran under the CSP");
+        let at = client.current_url().await.expect("a URL");
+        assert!(
+            at.as_str().starts_with(&format!("{address}/app/callback?")),
+            "the launch ended on the app's callback: {at}"
+        );
+        // The expected course: the same demo resources, through the adapter, now.
+        let c = demo_patient(id, Utc::now()).course.expect("a CAR-T course");
+        assert!(
+            !c.crs.episodes.is_empty(),
+            "the demo patient has a CRS episode to show"
+        );
+        for s in [Syndrome::Crs, Syndrome::Icans] {
+            let marks = client
+                .find_all(Locator::Css(&format!(
+                    "#course-chart .grade-point[data-syndrome=\"{}\"]",
+                    s.name().to_lowercase()
+                )))
+                .await
+                .expect("grade points");
+            assert_eq!(marks.len(), graded_points(&c, s), "{} points", s.name());
+        }
+        let rows = client
+            .find_all(Locator::Css("tr.episode-row"))
+            .await
+            .expect("episode rows");
+        assert_eq!(rows.len(), c.crs.episodes.len() + c.icans.episodes.len());
+        // A tap on a CRS point opens its details.
+        let (n, p) = c
+            .series
+            .iter()
+            .filter(|q| q.crs.floor().is_some())
+            .enumerate()
+            .max_by_key(|(_, q)| q.crs.floor())
+            .expect("a CRS point");
+        point(&client, Syndrome::Crs, n)
+            .await
+            .click()
+            .await
+            .expect("click");
+        let title = client
+            .find(Locator::Id("details-title"))
+            .await
+            .expect("the details panel")
+            .text()
+            .await
+            .expect("text");
+        assert_eq!(title, details_title(Syndrome::Crs, p.crs));
+        screenshot(&client, "app-demo-ehr-launch-1400.png").await;
+    })
+    .await;
+    app.stop().await;
+}
