@@ -241,6 +241,12 @@ fn shown_from(id: &str, patient: &Value, documents: &[Document<'_>], at: Timesta
 
 /// A demo patient (`src/demo/patients.rs`) at `now`.
 fn demo_patient(id: &str, now: DateTime<Utc>) -> Shown {
+    demo_patient_at(id, now, now)
+}
+
+/// A demo patient whose record was generated at `generated`, graded at `at`.
+fn demo_patient_at(id: &str, generated: DateTime<Utc>, at: DateTime<Utc>) -> Shown {
+    let now = generated;
     let reference = format!("Patient/{id}");
     let resources: Vec<Value> = crs_cds::demo::patients::resources(now)
         .into_iter()
@@ -268,7 +274,7 @@ fn demo_patient(id: &str, now: DateTime<Utc>) -> Shown {
             origin: "demo",
             json: &bundle,
         }],
-        Timestamp(now.timestamp_millis()),
+        Timestamp(at.timestamp_millis()),
     )
 }
 
@@ -367,6 +373,35 @@ fn graded_points(c: &Course, s: Syndrome) -> usize {
         .count()
 }
 
+/// Asserts the chart has one `.grade-point` per graded instant of each syndrome, one hatched
+/// band per not-assessable stretch, and the episodes table one row per episode of `c`.
+async fn assert_chart_and_table_show(client: &Client, c: &Course) {
+    for s in [Syndrome::Crs, Syndrome::Icans] {
+        let name = s.name().to_lowercase();
+        let marks = client
+            .find_all(Locator::Css(&format!(
+                "#course-chart .grade-point[data-syndrome=\"{name}\"]"
+            )))
+            .await
+            .expect("grade points");
+        assert_eq!(marks.len(), graded_points(c, s), "{} points", s.name());
+        let bands = client
+            .find_all(Locator::Css(&format!("#course-chart .gap-band.{name}")))
+            .await
+            .expect("gap bands");
+        assert_eq!(
+            bands.len(),
+            c.syndrome(s).not_assessable.len(),
+            "{name} gaps"
+        );
+    }
+    let rows = client
+        .find_all(Locator::Css("tr.episode-row"))
+        .await
+        .expect("episode rows");
+    assert_eq!(rows.len(), c.crs.episodes.len() + c.icans.episodes.len());
+}
+
 /// The heading the details panel shows for a point.
 fn details_title(s: Syndrome, st: GradeState) -> String {
     match st {
@@ -446,29 +481,11 @@ async fn the_course_page_shows_every_point_and_episode_and_details_on_tap_hover_
         let (_, _, w, h) = chart.rectangle().await.expect("a box");
         assert!(w > 600.0 && h > 200.0, "chart {w} × {h}");
         // As many marks as graded instants, as many rows as episodes.
-        for s in [Syndrome::Crs, Syndrome::Icans] {
-            let marks = client
-                .find_all(Locator::Css(&format!(
-                    "#course-chart .grade-point[data-syndrome=\"{}\"]",
-                    s.name().to_lowercase()
-                )))
-                .await
-                .expect("grade points");
-            assert_eq!(marks.len(), graded_points(&c, s), "{} points", s.name());
-            let bands = client
-                .find_all(Locator::Css(&format!(
-                    "#course-chart .gap-band.{}",
-                    s.name().to_lowercase()
-                )))
-                .await
-                .expect("gap bands");
-            assert_eq!(bands.len(), c.syndrome(s).not_assessable.len());
-        }
+        assert_chart_and_table_show(&client, &c).await;
         let rows = client
             .find_all(Locator::Css("tr.episode-row"))
             .await
             .expect("episode rows");
-        assert_eq!(rows.len(), c.crs.episodes.len() + c.icans.episodes.len());
         assert!(!rows.is_empty(), "the demo patient has a CRS episode");
         // The stylesheet applied under the CSP: the header has its colour.
         let header = client
@@ -762,21 +779,7 @@ async fn a_typical_axi_cel_course_shows_its_episodes_doses_and_points_at_1400_px
             .for_element(Locator::Css("html[data-app=\"ready\"]"))
             .await
             .expect("app.js ran");
-        for s in [Syndrome::Crs, Syndrome::Icans] {
-            let marks = client
-                .find_all(Locator::Css(&format!(
-                    ".grade-point[data-syndrome=\"{}\"]",
-                    s.name().to_lowercase()
-                )))
-                .await
-                .expect("points");
-            assert_eq!(marks.len(), graded_points(&c, s));
-        }
-        let rows = client
-            .find_all(Locator::Css("tr.episode-row"))
-            .await
-            .expect("rows");
-        assert_eq!(rows.len(), 2);
+        assert_chart_and_table_show(&client, &c).await;
         // The tocilizumab row counts the doses of the course.
         let toci = client
             .find(Locator::Id("treatment-tocilizumab"))
@@ -856,27 +859,30 @@ async fn a_click_on_the_card_link_in_the_demo_ehr_launches_the_app_and_draws_the
             at.as_str().starts_with(&format!("{address}/app/callback?")),
             "the launch ended on the app's callback: {at}"
         );
-        // The expected course: the same demo resources, through the adapter, now.
-        let c = demo_patient(id, Utc::now()).course.expect("a CAR-T course");
+        // The expected course: the same demo resources (generated at the minute the app
+        // read them, `demo::now`, the minute its "As of" shows), through the adapter,
+        // graded within that minute.
+        let as_of = client
+            .find(Locator::Id("as-of"))
+            .await
+            .expect("the As of time")
+            .text()
+            .await
+            .expect("text");
+        let minute = chrono::NaiveDateTime::parse_from_str(
+            as_of.get(..16).expect("YYYY-MM-DD HH:MM"),
+            "%Y-%m-%d %H:%M",
+        )
+        .unwrap_or_else(|e| panic!("{as_of}: {e}"))
+        .and_utc();
+        let c = demo_patient_at(id, minute, minute + chrono::TimeDelta::seconds(30))
+            .course
+            .expect("a CAR-T course");
         assert!(
             !c.crs.episodes.is_empty(),
             "the demo patient has a CRS episode to show"
         );
-        for s in [Syndrome::Crs, Syndrome::Icans] {
-            let marks = client
-                .find_all(Locator::Css(&format!(
-                    "#course-chart .grade-point[data-syndrome=\"{}\"]",
-                    s.name().to_lowercase()
-                )))
-                .await
-                .expect("grade points");
-            assert_eq!(marks.len(), graded_points(&c, s), "{} points", s.name());
-        }
-        let rows = client
-            .find_all(Locator::Css("tr.episode-row"))
-            .await
-            .expect("episode rows");
-        assert_eq!(rows.len(), c.crs.episodes.len() + c.icans.episodes.len());
+        assert_chart_and_table_show(&client, &c).await;
         // A tap on a CRS point opens its details.
         let (n, p) = c
             .series

@@ -93,8 +93,15 @@ async fn metadata() -> HttpResponse {
     }))
 }
 
-fn now() -> chrono::DateTime<chrono::Utc> {
-    chrono::Utc::now()
+/// The instant the demo record is generated at: now, to the whole minute. Every query of
+/// one hook call or app launch (vitals, labs, medications… fetched in parallel, and the
+/// pages of one search) then reads the same record; generated at the exact instant, two
+/// queries a few milliseconds apart placed the same event at two instants, and the course
+/// drawn from them had points the patient's record does not have.
+pub fn now() -> chrono::DateTime<chrono::Utc> {
+    use chrono::{DurationRound, TimeDelta};
+    let now = chrono::Utc::now();
+    now.duration_trunc(TimeDelta::minutes(1)).unwrap_or(now)
 }
 
 async fn read(path: web::Path<(String, String)>) -> HttpResponse {

@@ -18,6 +18,8 @@ use crate::domain::{Course, CoursePoint, GradeState, OXYGEN_CLASSES, Syndrome, T
 use crate::protocol::cards::text::{clinician_units, when, without_rule_ids};
 use crate::protocol::format_time;
 
+use super::page::escape_html as esc;
+
 /// How the chart is written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Mode {
@@ -57,13 +59,6 @@ const RIGHT: f64 = 20.0;
 const GRADE_TOP: f64 = 56.0;
 const GRADE_H: f64 = 200.0;
 const LANE_H: f64 = 22.0;
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
 
 struct Scale {
     start: i64,

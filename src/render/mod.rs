@@ -12,4 +12,4 @@ mod chart;
 mod page;
 
 pub use chart::course_svg;
-pub use page::{APP_CSS, APP_JS, CSS_PATH, JS_PATH, PageInput, course_page};
+pub use page::{APP_CSS, APP_JS, CSS_PATH, JS_PATH, PageInput, course_page, escape_html};

@@ -47,8 +47,10 @@ pub struct PageInput<'a> {
     pub now: Timestamp,
 }
 
-/// HTML-escapes text for element content and quoted attribute values.
-fn esc(s: &str) -> String {
+/// HTML-escapes text for element content and quoted attribute values (the one escape of
+/// every HTML page the service writes: this page, the app's error pages, the landing page,
+/// the demo EHR).
+pub fn escape_html(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for ch in s.chars() {
         match ch {
@@ -147,7 +149,7 @@ fn header(s: &mut String, input: &PageInput<'_>) {
     let label = if input.patient_label.trim().is_empty() {
         "<span class=\"muted\">name not available</span>".to_string()
     } else {
-        esc(input.patient_label)
+        escape_html(input.patient_label)
     };
     let _ = write!(
         s,
@@ -164,7 +166,7 @@ fn header(s: &mut String, input: &PageInput<'_>) {
             s,
             r#"<div><dt>Infusion</dt><dd id="infusion-day">day {} after CAR-T infusion ({})</dd></div>"#,
             c.day(input.now),
-            esc(&when(c.infusion, input.now))
+            escape_html(&when(c.infusion, input.now))
         );
     }
     s.push_str("</dl>\n</header>\n");
@@ -186,7 +188,7 @@ fn no_course(s: &mut String, input: &PageInput<'_>) {
 "#,
         );
         for i in input.data_issues {
-            let _ = writeln!(s, "<li class=\"data-issue\">{}</li>", esc(i));
+            let _ = writeln!(s, "<li class=\"data-issue\">{}</li>", escape_html(i));
         }
         s.push_str("</ul>\n</section>\n");
     }
@@ -234,8 +236,8 @@ fn status(s: &mut String, c: &Course) {
             state_class(st),
             syn.name().to_lowercase(),
             syn.name(),
-            esc(&state_words(st)),
-            esc(&absolute(at))
+            escape_html(&state_words(st)),
+            escape_html(&absolute(at))
         );
     }
     s.push_str("</div>\n");
@@ -243,7 +245,7 @@ fn status(s: &mut String, c: &Course) {
         let _ = writeln!(
             s,
             "<p class=\"course-line\" id=\"course-line\">{}</p>",
-            esc(&without_rule_ids(&line))
+            escape_html(&without_rule_ids(&line))
         );
     }
     s.push_str("</section>\n");
@@ -254,11 +256,11 @@ fn episode_row(s: &mut String, c: &Course, e: &Episode, now: Timestamp) {
     let cell = |day: String, t: Timestamp| {
         let parts: Vec<String> = when(t, now)
             .split(", ")
-            .map(|p| format!("<span class=\"nowrap\">{}</span>", esc(p)))
+            .map(|p| format!("<span class=\"nowrap\">{}</span>", escape_html(p)))
             .collect();
         format!(
             "{}<span class=\"when\">{}</span>",
-            esc(&day),
+            escape_html(&day),
             parts.join(", ")
         )
     };
@@ -272,7 +274,7 @@ fn episode_row(s: &mut String, c: &Course, e: &Episode, now: Timestamp) {
         None => format!(
             "ongoing<span class=\"when {}\">now {}</span>",
             state_class(e.last),
-            esc(&state_words(e.last))
+            escape_html(&state_words(e.last))
         ),
     };
     let peak = format!(
@@ -309,9 +311,9 @@ fn episode_row(s: &mut String, c: &Course, e: &Episode, now: Timestamp) {
         e.syndrome.name(),
         onset,
         end,
-        esc(&peak),
-        esc(&duration),
-        esc(&tocilizumab),
+        escape_html(&peak),
+        escape_html(&duration),
+        escape_html(&tocilizumab),
     );
 }
 
@@ -365,7 +367,7 @@ fn episodes(s: &mut String, c: &Course, now: Timestamp) {
         let _ = writeln!(
             s,
             "<tr class=\"empty-row\"><td colspan=\"6\">{}</td></tr>",
-            esc(&text)
+            escape_html(&text)
         );
     }
     s.push_str("</tbody>\n</table>\n</div>\n</section>\n");
@@ -467,7 +469,7 @@ fn treatment(s: &mut String, c: &Course, now: Timestamp) {
             s,
             r#"<tr id="treatment-{id}"><th scope="row">{name}</th><td{}>{}</td></tr>"#,
             if warn { " class=\"warn\"" } else { "" },
-            esc(&value)
+            escape_html(&value)
         );
     };
     // Tocilizumab: count, 24 h maximum against the limit, the open CRS episode's doses.
@@ -618,13 +620,13 @@ fn gaps(s: &mut String, c: &Course, input: &PageInput<'_>) {
         let _ = writeln!(
             s,
             "<li class=\"gap data-gap\">Data from day {day} only: earlier data was not sent ({}), so the course before day {day} is unknown, not grade 0</li>",
-            esc(&from)
+            escape_html(&from)
         );
         n += 1;
     }
     for sc in [&c.crs, &c.icans] {
         for g in syndrome_gaps(c, sc, now) {
-            let _ = writeln!(s, "<li class=\"gap\">{}</li>", esc(&g));
+            let _ = writeln!(s, "<li class=\"gap\">{}</li>", escape_html(&g));
             n += 1;
         }
     }
@@ -638,12 +640,12 @@ fn gaps(s: &mut String, c: &Course, input: &PageInput<'_>) {
         let _ = writeln!(
             s,
             "<li class=\"gap\">{} without a stated dose</li>",
-            esc(&plural(unstated, "tocilizumab dose", "tocilizumab doses"))
+            escape_html(&plural(unstated, "tocilizumab dose", "tocilizumab doses"))
         );
         n += 1;
     }
     for i in input.data_issues {
-        let _ = writeln!(s, "<li class=\"gap data-issue\">{}</li>", esc(i));
+        let _ = writeln!(s, "<li class=\"gap data-issue\">{}</li>", escape_html(i));
         n += 1;
     }
     if n == 0 {

@@ -196,21 +196,7 @@ async fn js() -> HttpResponse {
         .body(crate::render::APP_JS)
 }
 
-/// HTML-escapes text for an element or a quoted attribute.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use crate::render::escape_html as escape;
 
 /// Why a launch or callback stopped, each with its status and words for the person at
 /// the screen (a clinician or the integrator setting the app up).

@@ -22,12 +22,7 @@ pub async fn openapi() -> HttpResponse {
         .body(OPENAPI_JSON)
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
+use crate::render::escape_html as escape;
 
 /// `GET /`.
 pub async fn landing(req: HttpRequest, mode: Option<web::Data<LandingMode>>) -> HttpResponse {

@@ -134,7 +134,7 @@ fn a_not_assessable_stretch_is_a_hatched_band_and_a_listed_gap_never_a_grade_0_p
         .filter(|p| p.crs.floor().is_some())
         .count();
     assert_eq!(inside, 0);
-    assert!(html.contains(&esc(&format!(
+    assert!(html.contains(&escape_html(&format!(
         "CRS not assessable from {} to {}",
         when(gap.start, NOW),
         when(gap.end, NOW)
