@@ -373,20 +373,39 @@ fn graded_points(c: &Course, s: Syndrome) -> usize {
         .count()
 }
 
-/// Asserts the chart has one `.grade-point` per graded instant of each syndrome, one hatched
-/// band per not-assessable stretch, and the episodes table one row per episode of `c`.
-async fn assert_chart_and_table_show(client: &Client, c: &Course) {
+/// The id of the one `.course-chart` the page displays (it draws a wide and a narrow one
+/// and CSS shows one of them).
+async fn displayed_chart(client: &Client) -> String {
+    let mut shown = Vec::new();
+    for chart in client
+        .find_all(Locator::Css(".course-chart"))
+        .await
+        .expect("charts")
+    {
+        if chart.is_displayed().await.expect("state") {
+            shown.push(chart.attr("id").await.expect("attr").expect("an id"));
+        }
+    }
+    assert_eq!(shown.len(), 1, "exactly one chart displayed: {shown:?}");
+    shown.remove(0)
+}
+
+/// Asserts the displayed chart has one `.grade-point` per graded instant of each syndrome,
+/// one hatched band per not-assessable stretch, and the episodes table one row per episode
+/// of `c`; returns the displayed chart's id.
+async fn assert_chart_and_table_show(client: &Client, c: &Course) -> String {
+    let chart = displayed_chart(client).await;
     for s in [Syndrome::Crs, Syndrome::Icans] {
         let name = s.name().to_lowercase();
         let marks = client
             .find_all(Locator::Css(&format!(
-                "#course-chart .grade-point[data-syndrome=\"{name}\"]"
+                "#{chart} .grade-point[data-syndrome=\"{name}\"]"
             )))
             .await
             .expect("grade points");
         assert_eq!(marks.len(), graded_points(c, s), "{} points", s.name());
         let bands = client
-            .find_all(Locator::Css(&format!("#course-chart .gap-band.{name}")))
+            .find_all(Locator::Css(&format!("#{chart} .gap-band.{name}")))
             .await
             .expect("gap bands");
         assert_eq!(
@@ -400,6 +419,7 @@ async fn assert_chart_and_table_show(client: &Client, c: &Course) {
         .await
         .expect("episode rows");
     assert_eq!(rows.len(), c.crs.episodes.len() + c.icans.episodes.len());
+    chart
 }
 
 /// The heading the details panel shows for a point.
@@ -433,11 +453,13 @@ async fn screenshot(client: &Client, name: &str) -> PathBuf {
     path
 }
 
-/// The `.grade-point` of syndrome `s` for the `i`-th series point graded for `s`.
+/// The `.grade-point` of syndrome `s` for the `i`-th series point graded for `s`, in the
+/// displayed chart.
 async fn point(client: &Client, s: Syndrome, nth: usize) -> fantoccini::elements::Element {
+    let chart = displayed_chart(client).await;
     let marks = client
         .find_all(Locator::Css(&format!(
-            "#course-chart .grade-point[data-syndrome=\"{}\"]",
+            "#{chart} .grade-point[data-syndrome=\"{}\"]",
             s.name().to_lowercase()
         )))
         .await
@@ -480,8 +502,11 @@ async fn the_course_page_shows_every_point_and_episode_and_details_on_tap_hover_
         assert!(chart.is_displayed().await.expect("displayed"));
         let (_, _, w, h) = chart.rectangle().await.expect("a box");
         assert!(w > 600.0 && h > 200.0, "chart {w} × {h}");
-        // As many marks as graded instants, as many rows as episodes.
-        assert_chart_and_table_show(&client, &c).await;
+        // As many marks as graded instants, as many rows as episodes, in the wide chart.
+        assert_eq!(
+            assert_chart_and_table_show(&client, &c).await,
+            "course-chart"
+        );
         let rows = client
             .find_all(Locator::Css("tr.episode-row"))
             .await
@@ -653,6 +678,52 @@ async fn the_course_page_shows_every_point_and_episode_and_details_on_tap_hover_
     server.stop(true).await;
 }
 
+/// Asserts that every label of the narrow chart renders at 10 px or more (its CSS size
+/// times the chart's scale, and the lane label's box) and that no label overlaps another or
+/// leaves the chart.
+async fn assert_narrow_chart_is_readable(client: &Client) {
+    // Every label renders at 10 px or more: its CSS size times the chart's scale, and
+    // the lane label's box.
+    let smallest = js_f64(
+        client,
+        "var svg = document.getElementById('course-chart-narrow'); \
+         var k = svg.getBoundingClientRect().width / svg.viewBox.baseVal.width; \
+         return Math.min.apply(null, Array.prototype.map.call(svg.querySelectorAll('text'), \
+           function (t) { return parseFloat(getComputedStyle(t).fontSize) * k; }));",
+    )
+    .await;
+    assert!(smallest >= 10.0, "smallest label {smallest} px");
+    let lane = js_f64(
+        client,
+        "return document.querySelector('#course-chart-narrow .lane-label') \
+           .getBoundingClientRect().height;",
+    )
+    .await;
+    assert!(lane >= 10.0, "lane label box {lane} px high");
+    // No label overlaps another or leaves the chart.
+    let collisions = client
+        .execute(
+            "var svg = document.getElementById('course-chart-narrow'); \
+             var box = svg.getBoundingClientRect(); \
+             var t = Array.prototype.slice.call(svg.querySelectorAll('text')); \
+             var r = t.map(function (e) { return e.getBoundingClientRect(); }); \
+             var bad = []; \
+             for (var i = 0; i < r.length; i++) { \
+               if (r[i].left < box.left - 0.5 || r[i].right > box.right + 0.5 || \
+                   r[i].top < box.top - 0.5 || r[i].bottom > box.bottom + 0.5) { \
+                 bad.push('outside: ' + t[i].textContent); } \
+               for (var j = i + 1; j < r.length; j++) { \
+                 if (r[i].left < r[j].right && r[j].left < r[i].right && \
+                     r[i].top < r[j].bottom && r[j].top < r[i].bottom) { \
+                   bad.push(t[i].textContent + ' / ' + t[j].textContent); } } } \
+             return bad;",
+            vec![],
+        )
+        .await
+        .expect("the script runs");
+    assert_eq!(collisions, json!([]), "overlapping labels");
+}
+
 #[tokio::test]
 async fn at_400_px_the_page_has_no_horizontal_scroll_and_the_chart_fits_in_one_column() {
     let shown = demo_patient("demo-crs-4", Utc::now());
@@ -669,14 +740,32 @@ async fn at_400_px_the_page_has_no_horizontal_scroll_and_the_chart_fits_in_one_c
         assert_eq!(view, 400.0, "the viewport asked for");
         let scroll = js_f64(&client, "return document.documentElement.scrollWidth").await;
         assert!(scroll <= view, "no horizontal scroll: {scroll} > {view}");
-        let (_, _, w, h) = client
+        // The narrow chart is the one displayed; the wide one is not, and its points take
+        // no focus.
+        assert_eq!(displayed_chart(&client).await, "course-chart-narrow");
+        let wide = client
             .find(Locator::Id("course-chart"))
             .await
-            .expect("the chart")
+            .expect("the wide chart");
+        assert!(!wide.is_displayed().await.expect("state"));
+        let focusable = client
+            .execute(
+                "var p = document.querySelector('#course-chart .grade-point'); p.focus(); \
+                 return document.activeElement === p;",
+                vec![],
+            )
+            .await
+            .expect("the script runs");
+        assert_eq!(focusable, json!(false), "hidden points take no focus");
+        let (_, _, w, h) = client
+            .find(Locator::Id("course-chart-narrow"))
+            .await
+            .expect("the narrow chart")
             .rectangle()
             .await
             .expect("a box");
         assert!(w <= view && w > 300.0 && h > 100.0, "chart {w} × {h}");
+        assert_narrow_chart_is_readable(&client).await;
         // One column: the tables below the chart.
         let (_, cy, _, ch) = client
             .find(Locator::Css(".col-chart"))
@@ -697,12 +786,14 @@ async fn at_400_px_the_page_has_no_horizontal_scroll_and_the_chart_fits_in_one_c
         // ICANS point, and the table says so.
         assert_eq!(graded_points(&c, Syndrome::Icans), 0);
         let icans_points = client
-            .find_all(Locator::Css(".grade-point[data-syndrome=\"icans\"]"))
+            .find_all(Locator::Css(
+                "#course-chart-narrow .grade-point[data-syndrome=\"icans\"]",
+            ))
             .await
             .expect("points");
         assert!(icans_points.is_empty());
         let bands = client
-            .find_all(Locator::Css(".gap-band.icans"))
+            .find_all(Locator::Css("#course-chart-narrow .gap-band.icans"))
             .await
             .expect("bands");
         assert_eq!(bands.len(), c.icans.not_assessable.len());
@@ -726,10 +817,13 @@ async fn at_400_px_the_page_has_no_horizontal_scroll_and_the_chart_fits_in_one_c
             .expect("text");
         assert_eq!(title, "ICANS not assessable");
         let points = client
-            .find_all(Locator::Css(".grade-point"))
+            .find_all(Locator::Css("#course-chart-narrow .grade-point"))
             .await
             .expect("points");
         assert_eq!(points.len(), graded_points(&c, Syndrome::Crs));
+        // A point is at least 8 px across (tappable in the side panel).
+        let (_, _, pw, _) = points[0].rectangle().await.expect("a box");
+        assert!(pw >= 8.0, "point {pw} px across");
         let rows = client
             .find_all(Locator::Css("tr.episode-row"))
             .await
@@ -779,7 +873,10 @@ async fn a_typical_axi_cel_course_shows_its_episodes_doses_and_points_at_1400_px
             .for_element(Locator::Css("html[data-app=\"ready\"]"))
             .await
             .expect("app.js ran");
-        assert_chart_and_table_show(&client, &c).await;
+        assert_eq!(
+            assert_chart_and_table_show(&client, &c).await,
+            "course-chart"
+        );
         // The tocilizumab row counts the doses of the course.
         let toci = client
             .find(Locator::Id("treatment-tocilizumab"))
@@ -824,6 +921,75 @@ async fn a_typical_axi_cel_course_shows_its_episodes_doses_and_points_at_1400_px
             let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/app-screenshot.png");
             std::fs::copy(&png, &docs).expect("docs/app-screenshot.png written");
         }
+    })
+    .await;
+    server.stop(true).await;
+}
+
+/// A side panel (issue 13 follow-up): the axi-cel course of several weeks at 400 px shows
+/// the narrow chart with every point, labels of 10 px or more that do not overlap, and a tap
+/// on a point opens its details.
+#[tokio::test]
+async fn a_typical_axi_cel_course_at_400_px_shows_the_narrow_chart_with_readable_labels_and_every_point()
+ {
+    let shown = fixture_course("axi-cel-typical");
+    let c = shown.course.clone().expect("a CAR-T course");
+    let (url, server) = serve(page_for(&shown)).await;
+    with_browser(400, 900, |client| async move {
+        client.goto(&url).await.expect("the page loads");
+        client
+            .wait()
+            .for_element(Locator::Css("html[data-app=\"ready\"]"))
+            .await
+            .expect("app.js ran");
+        assert_eq!(
+            assert_chart_and_table_show(&client, &c).await,
+            "course-chart-narrow"
+        );
+        assert_narrow_chart_is_readable(&client).await;
+        let days = client
+            .find_all(Locator::Css("#course-chart-narrow .day-label"))
+            .await
+            .expect("day labels");
+        assert!(days.len() >= 2, "{} day labels", days.len());
+        let scroll = js_f64(&client, "return document.documentElement.scrollWidth").await;
+        let view = js_f64(&client, "return document.documentElement.clientWidth").await;
+        assert!(scroll <= view, "no horizontal scroll: {scroll} > {view}");
+        let worst = c
+            .series
+            .iter()
+            .filter(|q| q.crs.floor().is_some())
+            .enumerate()
+            .max_by_key(|(_, q)| q.crs.floor())
+            .map(|(n, q)| (n, q.crs))
+            .expect("a CRS point");
+        point(&client, Syndrome::Crs, worst.0)
+            .await
+            .click()
+            .await
+            .expect("the narrow chart's point is tappable");
+        let title = client
+            .find(Locator::Id("details-title"))
+            .await
+            .expect("title")
+            .text()
+            .await
+            .expect("text");
+        assert_eq!(title, details_title(Syndrome::Crs, worst.1));
+        let chart = client
+            .find(Locator::Id("course-chart-narrow"))
+            .await
+            .expect("the narrow chart");
+        chart
+            .screenshot()
+            .await
+            .map(|png| {
+                let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/browser");
+                std::fs::create_dir_all(&dir).expect("target/browser");
+                std::fs::write(dir.join("app-axi-cel-400-chart.png"), png).expect("written");
+            })
+            .expect("a screenshot of the chart");
+        screenshot(&client, "app-axi-cel-400.png").await;
     })
     .await;
     server.stop(true).await;
@@ -882,7 +1048,10 @@ async fn a_click_on_the_card_link_in_the_demo_ehr_launches_the_app_and_draws_the
             !c.crs.episodes.is_empty(),
             "the demo patient has a CRS episode to show"
         );
-        assert_chart_and_table_show(&client, &c).await;
+        assert_eq!(
+            assert_chart_and_table_show(&client, &c).await,
+            "course-chart"
+        );
         // A tap on a CRS point opens its details.
         let (n, p) = c
             .series

@@ -13,7 +13,7 @@
 
 use std::fmt::Write;
 
-use super::chart::{Mode, svg};
+use super::chart::{Layout, Mode, svg};
 use crate::domain::{
     Course, Episode, GradeState, Syndrome, SyndromeCourse, TOCILIZUMAB_MAX_PER_EPISODE, Timestamp,
 };
@@ -205,7 +205,7 @@ fn course_body(s: &mut String, c: &Course, input: &PageInput<'_>) {
 <h2 id="chart-heading">Grades over time</h2>
 <a class="skip-link" href="#episodes-heading">Skip the chart's points: go to the episodes table</a>
 <div class="chart-wrap">
-{}</div>
+{}{}</div>
 <p id="chart-help" class="help">Filled dot: graded. Hollow dot: lower bound, the true grade may be higher. Hatched: not assessable, never grade 0. Point, tap or Tab to a dot for its grade, evidence and time; Escape closes. The episodes table gives the same course as text.</p>
 <div id="point-details" class="details" role="status" aria-live="polite" hidden>
 <div class="details-head"><strong id="details-title" class="details-title"></strong><button type="button" id="details-close" class="details-close" aria-label="Close the details">Close</button></div>
@@ -214,7 +214,8 @@ fn course_body(s: &mut String, c: &Course, input: &PageInput<'_>) {
 </div>
 </section>
 "##,
-        svg(c, Mode::Page { now })
+        svg(c, Mode::Page { now }, Layout::Wide),
+        svg(c, Mode::Page { now }, Layout::Narrow)
     );
     gaps(s, c, input);
     s.push_str("</div>\n<div class=\"col col-tables\">\n");

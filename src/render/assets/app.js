@@ -4,13 +4,14 @@
 // not-assessable band shows its grade, evidence and time in the details panel; Escape or the
 // Close button hides it; the arrow keys move between the points of one syndrome. The text
 // comes from the marks' data- attributes and is set with textContent only (never as HTML).
-// Without this script the marks' <title> tooltips and the episodes table still work.
+// Without this script the marks' <title> tooltips and the episodes table still work. The page
+// draws the chart twice (wide and narrow, CSS shows one): the handlers are bound to both.
 (function () {
   "use strict";
 
-  var chart = document.getElementById("course-chart");
+  var charts = Array.prototype.slice.call(document.querySelectorAll(".course-chart"));
   var panel = document.getElementById("point-details");
-  if (!chart || !panel) {
+  if (charts.length === 0 || !panel) {
     return;
   }
   var title = document.getElementById("details-title");
@@ -20,7 +21,7 @@
   var active = null;
   var quiet = false;
 
-  function markOf(target) {
+  function markOf(target, chart) {
     while (target && target !== chart) {
       if (target.classList &&
           (target.classList.contains("grade-point") || target.classList.contains("gap-band"))) {
@@ -74,61 +75,66 @@
     panel.hidden = true;
   }
 
-  // The points of the same syndrome as `mark`, in document (time) order.
-  function siblings(mark) {
+  // The points of the same syndrome as `mark` in its own chart, in document (time) order.
+  function siblings(mark, chart) {
     var selector = ".grade-point[data-syndrome=\"" + mark.getAttribute("data-syndrome") + "\"]";
     return Array.prototype.slice.call(chart.querySelectorAll(selector));
   }
 
-  chart.addEventListener("mouseover", function (e) {
-    var mark = markOf(e.target);
-    if (mark) {
-      show(mark);
-    }
-  });
-  chart.addEventListener("focusin", function (e) {
-    var mark = markOf(e.target);
-    if (mark && !quiet) {
-      show(mark);
-    }
-  });
-  chart.addEventListener("click", function (e) {
-    var mark = markOf(e.target);
-    if (mark) {
-      show(mark);
-      mark.focus();
-    }
-  });
-  chart.addEventListener("keydown", function (e) {
-    var mark = markOf(e.target);
-    if (!mark) {
-      return;
-    }
-    if (e.key === "Enter" || e.key === " ") {
-      e.preventDefault();
-      show(mark);
-      return;
-    }
-    if (!mark.classList.contains("grade-point")) {
-      return;
-    }
-    var list = siblings(mark);
-    var i = list.indexOf(mark);
-    var next = null;
-    if (e.key === "ArrowRight") {
-      next = list[Math.min(i + 1, list.length - 1)];
-    } else if (e.key === "ArrowLeft") {
-      next = list[Math.max(i - 1, 0)];
-    } else if (e.key === "Home") {
-      next = list[0];
-    } else if (e.key === "End") {
-      next = list[list.length - 1];
-    }
-    if (next) {
-      e.preventDefault();
-      next.focus();
-    }
-  });
+  // The handlers of one chart.
+  function bind(chart) {
+    chart.addEventListener("mouseover", function (e) {
+      var mark = markOf(e.target, chart);
+      if (mark) {
+        show(mark);
+      }
+    });
+    chart.addEventListener("focusin", function (e) {
+      var mark = markOf(e.target, chart);
+      if (mark && !quiet) {
+        show(mark);
+      }
+    });
+    chart.addEventListener("click", function (e) {
+      var mark = markOf(e.target, chart);
+      if (mark) {
+        show(mark);
+        mark.focus();
+      }
+    });
+    chart.addEventListener("keydown", function (e) {
+      var mark = markOf(e.target, chart);
+      if (!mark) {
+        return;
+      }
+      if (e.key === "Enter" || e.key === " ") {
+        e.preventDefault();
+        show(mark);
+        return;
+      }
+      if (!mark.classList.contains("grade-point")) {
+        return;
+      }
+      var list = siblings(mark, chart);
+      var i = list.indexOf(mark);
+      var next = null;
+      if (e.key === "ArrowRight") {
+        next = list[Math.min(i + 1, list.length - 1)];
+      } else if (e.key === "ArrowLeft") {
+        next = list[Math.max(i - 1, 0)];
+      } else if (e.key === "Home") {
+        next = list[0];
+      } else if (e.key === "End") {
+        next = list[list.length - 1];
+      }
+      if (next) {
+        e.preventDefault();
+        next.focus();
+      }
+    });
+  }
+  charts.forEach(bind);
+
   document.addEventListener("keydown", function (e) {
     if (e.key === "Escape" && !panel.hidden) {
       hide();

@@ -4,6 +4,7 @@
 use super::*;
 use crate::domain::testkit::*;
 use crate::domain::{CourseParams, Drug, OxygenDevice, Policy, course};
+use crate::render::chart;
 
 /// A course with every kind of mark: CRS not assessable before the first data, graded 2
 /// (fever 39.0 °C, SBP 85 mmHg without vasopressor), later a lower bound (fever, no
@@ -79,16 +80,25 @@ fn every_grade_point_of_the_course_is_a_focusable_mark_with_its_data() {
                 .count()
         })
         .sum();
+    // Two drawings of the chart (wide and narrow, CSS shows one): each has every point.
     let points = tags_with(&html, "class=\"grade-point");
     assert!(expected > 10, "the course has graded points ({expected})");
-    assert_eq!(points.len(), expected);
-    // Without the script, every point still has its tooltip.
-    assert_eq!(
-        html.split("<circle")
-            .filter(|c| c.contains("grade-point") && c.contains("</title></circle>"))
-            .count(),
-        expected
-    );
+    assert_eq!(points.len(), 2 * expected);
+    for chart in [
+        svg(&c, Mode::Page { now: NOW }, Layout::Wide),
+        svg(&c, Mode::Page { now: NOW }, Layout::Narrow),
+    ] {
+        assert!(html.contains(&chart), "the page inlines both charts");
+        assert_eq!(tags_with(&chart, "class=\"grade-point").len(), expected);
+        // Without the script, every point still has its tooltip.
+        assert_eq!(
+            chart
+                .split("<circle")
+                .filter(|c| c.contains("grade-point") && c.contains("</title></circle>"))
+                .count(),
+            expected
+        );
+    }
     for p in &points {
         assert_eq!(attr(p, "tabindex"), Some("0"), "{p}");
         assert_eq!(attr(p, "role"), Some("button"), "{p}");
@@ -104,9 +114,18 @@ fn every_grade_point_of_the_course_is_a_focusable_mark_with_its_data() {
         assert!(attr(p, "aria-label").is_some(), "{p}");
     }
     // The chart is named and described by the episodes table (its text alternative).
-    let svg = tags_with(&html, "id=\"course-chart\"");
-    assert_eq!(svg.len(), 1);
-    assert!(attr(svg[0], "aria-describedby").is_some_and(|d| d.contains("episodes-caption")));
+    for id in ["course-chart", "course-chart-narrow"] {
+        let svg = tags_with(&html, &format!("id=\"{id}\""));
+        assert_eq!(svg.len(), 1, "{id}");
+        assert!(
+            attr(svg[0], "aria-describedby").is_some_and(|d| d.contains("episodes-caption")),
+            "{id}"
+        );
+        assert_eq!(
+            attr(svg[0], "aria-labelledby"),
+            Some(format!("{id}-title").as_str())
+        );
+    }
     assert!(html.contains("<caption id=\"episodes-caption\">"));
     let rows = tags_with(&html, "class=\"episode-row\"").len();
     assert_eq!(rows, c.crs.episodes.len() + c.icans.episodes.len());
@@ -122,10 +141,18 @@ fn a_not_assessable_stretch_is_a_hatched_band_and_a_listed_gap_never_a_grade_0_p
         .first()
         .expect("CRS not assessable before the first data");
     let html = page_of(Some(&c), "", &[]);
-    let bands = tags_with(&html, "class=\"gap-band crs\"");
-    assert_eq!(bands.len(), c.crs.not_assessable.len());
-    assert!(bands.iter().all(|b| attr(b, "tabindex") == Some("0")));
-    assert!(bands.iter().all(|b| attr(b, "fill") == Some("url(#hatch)")));
+    // In each drawing (wide and narrow), hatched with that drawing's own pattern.
+    for (layout, hatch) in [
+        (Layout::Wide, "url(#hatch)"),
+        (Layout::Narrow, "url(#hatch-narrow)"),
+    ] {
+        let chart = svg(&c, Mode::Page { now: NOW }, layout);
+        assert!(html.contains(&chart));
+        let bands = tags_with(&chart, "class=\"gap-band crs\"");
+        assert_eq!(bands.len(), c.crs.not_assessable.len());
+        assert!(bands.iter().all(|b| attr(b, "tabindex") == Some("0")));
+        assert!(bands.iter().all(|b| attr(b, "fill") == Some(hatch)));
+    }
     // No CRS point is drawn inside the stretch.
     let inside = c
         .series
@@ -161,7 +188,7 @@ fn a_lower_bound_grade_is_written_as_at_least_and_never_as_an_exact_grade() {
         .iter()
         .filter(|p| matches!(p.crs, GradeState::AtLeast(_)))
         .count();
-    assert_eq!(marks.len(), n);
+    assert_eq!(marks.len(), 2 * n, "in the wide and the narrow chart");
     for m in &marks {
         let grade = attr(m, "data-grade").expect("a grade");
         assert!(grade.starts_with("at least "), "{grade}");
@@ -264,8 +291,8 @@ fn the_page_loads_only_its_own_css_and_script_and_has_no_inline_code_or_style() 
         }
         for (i, _) in html.match_indices("url(") {
             assert!(
-                html[i..].starts_with("url(#hatch)"),
-                "only the inline pattern"
+                html[i..].starts_with("url(#hatch)") || html[i..].starts_with("url(#hatch-narrow)"),
+                "only the inline patterns"
             );
         }
     }
@@ -550,9 +577,10 @@ fn svg_failures(svg: &str) -> Vec<String> {
 #[test]
 fn every_mark_of_the_chart_meets_3_to_1_against_its_background() {
     let c = rich_course();
-    let page_svg = svg(&c, Mode::Page { now: NOW });
+    let page_svg = svg(&c, Mode::Page { now: NOW }, Layout::Wide);
+    let narrow_svg = svg(&c, Mode::Page { now: NOW }, Layout::Narrow);
     let file_svg = crate::render::course_svg(&c);
-    for s in [&page_svg, &file_svg] {
+    for s in [&page_svg, &narrow_svg, &file_svg] {
         assert!(s.contains("<circle"), "the chart has points");
         let failures = svg_failures(s);
         assert!(failures.is_empty(), "{failures:#?}");
@@ -572,4 +600,108 @@ fn a_low_contrast_mark_in_the_chart_fails_the_check() {
     let svg = r##"<svg><rect class="decor chart-bg" fill="#fff"/><line class="decor" stroke="#eee"/><circle fill="#ddd" stroke="#eee"/><rect fill="url(#hatch)" stroke="#888" opacity="0.5"/><text fill="#999">x</text></svg>"##;
     let failures = svg_failures(svg);
     assert_eq!(failures.len(), 3, "{failures:#?}");
+}
+
+/// The day labels of the narrow chart: (x, text).
+fn day_labels(svg: &str) -> Vec<(f64, String)> {
+    svg.split("<text class=\"day-label\"")
+        .skip(1)
+        .map(|t| {
+            let x = attr(t, "x").and_then(|x| x.parse().ok()).expect("an x");
+            let text = t.split('>').nth(1).and_then(|t| t.split('<').next());
+            (x, text.expect("a label").to_string())
+        })
+        .collect()
+}
+
+/// `c` stretched to end `days` after its start (the chart's x axis).
+fn lasting(c: &Course, days: i64) -> Course {
+    let mut c = c.clone();
+    c.until = Timestamp(c.start.0 + days * 86_400_000);
+    c
+}
+
+#[test]
+fn the_narrow_chart_labels_days_without_touching_and_inside_its_420_units_from_2_to_400_days() {
+    let base = rich_course();
+    let own = base.day(base.until) - base.day(base.start);
+    for days in [own.max(1), 3, 7, 12, 20, 30, 60, 100, 400] {
+        let c = lasting(&base, days.max(own.max(1)));
+        let chart = svg(&c, Mode::Page { now: NOW }, Layout::Narrow);
+        assert!(chart.contains("viewBox=\"0 0 420 "), "420 units wide");
+        let labels = day_labels(&chart);
+        assert!(labels.len() >= 2, "{days} days: labels {labels:?}");
+        for (x, text) in &labels {
+            let half = chart::text_width(text, chart::PAGE_FONT) / 2.0;
+            assert!(
+                *x - half >= 0.0 && *x + half <= 420.0,
+                "{days} days: {text} at {x}"
+            );
+        }
+        for pair in labels.windows(2) {
+            let ((xa, a), (xb, b)) = (&pair[0], &pair[1]);
+            let room = (chart::text_width(a, chart::PAGE_FONT)
+                + chart::text_width(b, chart::PAGE_FONT))
+                / 2.0;
+            assert!(
+                xb - xa >= room,
+                "{days} days: {a} at {xa} touches {b} at {xb}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_narrow_chart_keeps_every_day_label_of_a_short_course() {
+    // Three days fit a label each (about 120 units a day): none is dropped.
+    let base = rich_course();
+    let c = lasting(&base, 3);
+    let labels = day_labels(&svg(&c, Mode::Page { now: NOW }, Layout::Narrow));
+    let first = c.day(c.start);
+    let expected: Vec<String> = (first..=c.day(c.until))
+        .filter(|d| Timestamp(c.infusion.0 + d * 86_400_000) >= c.start)
+        .map(|d| format!("day {d}"))
+        .collect();
+    let got: Vec<String> = labels.into_iter().map(|(_, t)| t).collect();
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn the_narrow_chart_writes_lane_labels_above_their_lanes_within_the_chart() {
+    let chart = svg(&rich_course(), Mode::Page { now: NOW }, Layout::Narrow);
+    let lanes = tags_with(&chart, "class=\"lane-label\"");
+    assert_eq!(
+        lanes.len(),
+        4,
+        "tocilizumab, corticosteroid, vasopressor, oxygen"
+    );
+    for (tag, name) in lanes
+        .iter()
+        .zip(["tocilizumab", "corticosteroid", "vasopressor", "oxygen"])
+    {
+        let x: f64 = attr(tag, "x").and_then(|x| x.parse().ok()).expect("x");
+        assert!(attr(tag, "text-anchor").is_none(), "starts at x: {tag}");
+        assert!(x >= 0.0 && x + chart::text_width(name, chart::PAGE_FONT) <= 420.0);
+    }
+    // Each label is above its lane's line and below the previous lane's.
+    let ys: Vec<f64> = lanes
+        .iter()
+        .map(|t| attr(t, "y").and_then(|y| y.parse().ok()).expect("y"))
+        .collect();
+    assert!(ys.windows(2).all(|w| w[1] - w[0] >= 30.0), "{ys:?}");
+}
+
+#[test]
+fn the_page_has_no_duplicate_id_although_it_draws_the_chart_twice() {
+    let html = page_of(Some(&rich_course()), "", &[]);
+    let mut ids: Vec<&str> = html
+        .split('<')
+        .filter_map(|t| t.split('>').next())
+        .filter_map(|t| attr(t, "id"))
+        .collect();
+    let n = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "duplicate ids");
+    assert!(ids.contains(&"hatch") && ids.contains(&"hatch-narrow"));
 }
