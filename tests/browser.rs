@@ -678,32 +678,24 @@ async fn the_course_page_shows_every_point_and_episode_and_details_on_tap_hover_
     server.stop(true).await;
 }
 
-/// Asserts that every label of the narrow chart renders at 10 px or more (its CSS size
-/// times the chart's scale, and the lane label's box) and that no label overlaps another or
-/// leaves the chart.
-async fn assert_narrow_chart_is_readable(client: &Client) {
-    // Every label renders at 10 px or more: its CSS size times the chart's scale, and
-    // the lane label's box.
-    let smallest = js_f64(
-        client,
-        "var svg = document.getElementById('course-chart-narrow'); \
-         var k = svg.getBoundingClientRect().width / svg.viewBox.baseVal.width; \
-         return Math.min.apply(null, Array.prototype.map.call(svg.querySelectorAll('text'), \
-           function (t) { return parseFloat(getComputedStyle(t).fontSize) * k; }));",
-    )
-    .await;
-    assert!(smallest >= 10.0, "smallest label {smallest} px");
-    let lane = js_f64(
-        client,
-        "return document.querySelector('#course-chart-narrow .lane-label') \
-           .getBoundingClientRect().height;",
-    )
-    .await;
-    assert!(lane >= 10.0, "lane label box {lane} px high");
-    // No label overlaps another or leaves the chart.
+/// The chart `id`'s smallest label as rendered, in px (its CSS font size times the chart's
+/// scale), and the labels that overlap another or leave the chart.
+async fn chart_labels(client: &Client, id: &str) -> (f64, Value) {
+    let smallest = client
+        .execute(
+            "var svg = document.getElementById(arguments[0]); \
+             var k = svg.getBoundingClientRect().width / svg.viewBox.baseVal.width; \
+             return Math.min.apply(null, Array.prototype.map.call(svg.querySelectorAll('text'), \
+               function (t) { return parseFloat(getComputedStyle(t).fontSize) * k; }));",
+            vec![json!(id)],
+        )
+        .await
+        .expect("the script runs")
+        .as_f64()
+        .expect("a size");
     let collisions = client
         .execute(
-            "var svg = document.getElementById('course-chart-narrow'); \
+            "var svg = document.getElementById(arguments[0]); \
              var box = svg.getBoundingClientRect(); \
              var t = Array.prototype.slice.call(svg.querySelectorAll('text')); \
              var r = t.map(function (e) { return e.getBoundingClientRect(); }); \
@@ -717,11 +709,27 @@ async fn assert_narrow_chart_is_readable(client: &Client) {
                      r[i].top < r[j].bottom && r[j].top < r[i].bottom) { \
                    bad.push(t[i].textContent + ' / ' + t[j].textContent); } } } \
              return bad;",
-            vec![],
+            vec![json!(id)],
         )
         .await
         .expect("the script runs");
+    (smallest, collisions)
+}
+
+/// Asserts that every label of the narrow chart renders at 10 px or more (its CSS size
+/// times the chart's scale, and the lane label's box) and that no label overlaps another or
+/// leaves the chart.
+async fn assert_narrow_chart_is_readable(client: &Client) {
+    let (smallest, collisions) = chart_labels(client, "course-chart-narrow").await;
+    assert!(smallest >= 10.0, "smallest label {smallest} px");
     assert_eq!(collisions, json!([]), "overlapping labels");
+    let lane = js_f64(
+        client,
+        "return document.querySelector('#course-chart-narrow .lane-label') \
+           .getBoundingClientRect().height;",
+    )
+    .await;
+    assert!(lane >= 10.0, "lane label box {lane} px high");
 }
 
 #[tokio::test]
@@ -887,6 +895,9 @@ async fn a_typical_axi_cel_course_shows_its_episodes_doses_and_points_at_1400_px
             .expect("text");
         let n = c.treatment.tocilizumab.len();
         assert!(toci.contains(&format!("{n} doses")), "{toci}");
+        // The wide chart's labels do not overlap (two columns: it is drawn smaller here).
+        let (_, collisions) = chart_labels(&client, "course-chart").await;
+        assert_eq!(collisions, json!([]), "overlapping labels");
         let scroll = js_f64(&client, "return document.documentElement.scrollWidth").await;
         let view = js_f64(&client, "return document.documentElement.clientWidth").await;
         assert!(scroll <= view, "no horizontal scroll: {scroll} > {view}");
@@ -990,6 +1001,34 @@ async fn a_typical_axi_cel_course_at_400_px_shows_the_narrow_chart_with_readable
             })
             .expect("a screenshot of the chart");
         screenshot(&client, "app-axi-cel-400.png").await;
+    })
+    .await;
+    server.stop(true).await;
+}
+
+/// From 820 px the page shows the wide chart, and there (one column, at least 740 px wide)
+/// its labels render at 10 px or more without overlapping; the narrow one is not displayed.
+#[tokio::test]
+async fn at_840_px_the_wide_chart_is_shown_and_its_labels_render_at_10_px_or_more_without_overlap()
+{
+    let shown = fixture_course("axi-cel-typical");
+    let c = shown.course.clone().expect("a CAR-T course");
+    let (url, server) = serve(page_for(&shown)).await;
+    with_browser(840, 900, |client| async move {
+        client.goto(&url).await.expect("the page loads");
+        client
+            .wait()
+            .for_element(Locator::Css("html[data-app=\"ready\"]"))
+            .await
+            .expect("app.js ran");
+        assert_eq!(
+            assert_chart_and_table_show(&client, &c).await,
+            "course-chart"
+        );
+        let (smallest, collisions) = chart_labels(&client, "course-chart").await;
+        assert!(smallest >= 10.0, "smallest label {smallest} px");
+        assert_eq!(collisions, json!([]), "overlapping labels");
+        screenshot(&client, "app-axi-cel-840.png").await;
     })
     .await;
     server.stop(true).await;

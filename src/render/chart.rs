@@ -12,7 +12,7 @@
 //! contrast of at least 3:1 against the white background (WCAG 2.1 SC 1.4.11; a test
 //! computes it from the colours written here); gridlines are `class="decor"`.
 //!
-//! Two layouts ([`Layout`]): the wide chart (960 units, the file and the page above 700 px)
+//! Two layouts ([`Layout`]): the wide chart (960 units, the file and the page from 820 px)
 //! and the narrow chart of the page in an EHR side panel (420 units, so 13-unit labels render
 //! at 10 px or more in a 350 px column): lane labels above their lane, the title and legend on
 //! two lines each, and only as many day labels as fit without touching.
@@ -61,7 +61,7 @@ pub(crate) const OXYGEN_SHADES: [&str; 4] = ["#8c8c8c", "#6b6b6b", "#4a4a4a", "#
 /// The chart's layout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Layout {
-    /// 960 units wide: the CLI file, and the page in a column of 700 px or more.
+    /// 960 units wide: the CLI file, and the page from 820 px (app.css).
     Wide,
     /// 420 units wide: the page in a narrow column (an EHR side panel, issue 13).
     Narrow,
@@ -131,12 +131,13 @@ pub(crate) fn text_width(text: &str, font: f64) -> f64 {
     text.chars().count() as f64 * 0.62 * font
 }
 
-/// Every how many days a day tick is labelled. Wide: 1, 5 or 10 by the course's length (the
-/// CLI file's ticks). Narrow: the smallest of 1, 2, 5, 10, 20, 50, 100… whose labels (the
-/// widest, "day N" of the last day, at [`PAGE_FONT`]) are at least 8 units apart.
-fn tick_every(layout: Layout, g: &Geometry, days: f64, last_day: i64) -> i64 {
-    match layout {
-        Layout::Wide => {
+/// Every how many days a day tick is labelled. The CLI file: 1, 5 or 10 by the course's
+/// length. The page (both layouts, its labels at [`PAGE_FONT`]): the smallest of 1, 2, 5,
+/// 10, 20, 50, 100… whose labels (the widest, "day N" of the last day) are at least 8 units
+/// apart.
+fn tick_every(mode: Mode, g: &Geometry, days: f64, last_day: i64) -> i64 {
+    match mode {
+        Mode::File => {
             if days > 40.0 {
                 10
             } else if days > 20.0 {
@@ -145,7 +146,7 @@ fn tick_every(layout: Layout, g: &Geometry, days: f64, last_day: i64) -> i64 {
                 1
             }
         }
-        Layout::Narrow => {
+        Mode::Page { .. } => {
             let per_day = (g.w - g.left - g.right) / days.max(1.0 / 24.0);
             let need = text_width(&format!("day {}", last_day.abs().max(10)), PAGE_FONT) + 8.0;
             // 1, 2, 5, 10, 20, 50, … (a span too long for any: day 0 only).
@@ -295,7 +296,7 @@ pub(crate) fn svg(c: &Course, mode: Mode, layout: Layout) -> String {
     let days = (sc.end - sc.start) as f64 / 86_400_000.0;
     let first_day = c.day(c.start);
     let last_day = c.day(c.until);
-    let every = tick_every(layout, &g, days, last_day);
+    let every = tick_every(mode, &g, days, last_day);
     for d in first_day..=last_day {
         if d % every != 0 {
             continue;
@@ -306,10 +307,10 @@ pub(crate) fn svg(c: &Course, mode: Mode, layout: Layout) -> String {
         }
         let x = sc.x(t);
         let label = format!("day {d}");
-        let day_class = if narrow { r#" class="day-label""# } else { "" };
+        let day_class = if page { r#" class="day-label""# } else { "" };
         let half = text_width(&label, PAGE_FONT) / 2.0;
-        if narrow && (x - half < 0.0 || x + half > w) {
-            // Would be cut at the edge of the narrow chart: the gridline only.
+        if page && (x - half < 0.0 || x + half > w) {
+            // Would be cut at the edge of the page's chart: the gridline only.
             let _ = writeln!(
                 s,
                 r##"<line class="decor" x1="{x}" y1="{}" x2="{x}" y2="{lanes_bottom}" stroke="#eee"/>"##,
