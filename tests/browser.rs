@@ -987,6 +987,37 @@ async fn a_typical_axi_cel_course_at_400_px_shows_the_narrow_chart_with_readable
             .await
             .expect("text");
         assert_eq!(title, details_title(Syndrome::Crs, worst.1));
+        // The right arrow moves to the next CRS point of the narrow chart.
+        let next = c
+            .series
+            .iter()
+            .filter(|q| q.crs.floor().is_some())
+            .nth(worst.0 + 1)
+            .expect("a later CRS point");
+        client
+            .active_element()
+            .await
+            .expect("focus")
+            .send_keys(&Key::Right.to_string())
+            .await
+            .expect("keys");
+        let focused = client.active_element().await.expect("focus");
+        assert_eq!(
+            focused.attr("data-time").await.expect("attr"),
+            point(&client, Syndrome::Crs, worst.0 + 1)
+                .await
+                .attr("data-time")
+                .await
+                .expect("attr")
+        );
+        let title = client
+            .find(Locator::Id("details-title"))
+            .await
+            .expect("title")
+            .text()
+            .await
+            .expect("text");
+        assert_eq!(title, details_title(Syndrome::Crs, next.crs));
         let chart = client
             .find(Locator::Id("course-chart-narrow"))
             .await
