@@ -422,6 +422,54 @@ async fn assert_chart_and_table_show(client: &Client, c: &Course) -> String {
     chart
 }
 
+/// Opens the page at `url` and waits until app.js has run (under the page's CSP).
+async fn open_page(client: &Client, url: &str) {
+    client.goto(url).await.expect("the page loads");
+    client
+        .wait()
+        .for_element(Locator::Css("html[data-app=\"ready\"]"))
+        .await
+        .expect("app.js ran under the CSP");
+}
+
+/// Asserts the document does not scroll sideways.
+async fn assert_no_sideways_scroll(client: &Client) {
+    let scroll = js_f64(client, "return document.documentElement.scrollWidth").await;
+    let view = js_f64(client, "return document.documentElement.clientWidth").await;
+    assert!(scroll <= view, "no horizontal scroll: {scroll} > {view}");
+}
+
+/// The heading of the details panel.
+async fn details_heading(client: &Client) -> String {
+    client
+        .find(Locator::Id("details-title"))
+        .await
+        .expect("the details panel")
+        .text()
+        .await
+        .expect("text")
+}
+
+/// Taps the last point of the worst grade of `s` (`max_by_key` keeps the last maximum) and asserts the details panel shows that
+/// point's grade; returns the point's index among the points graded for `s`.
+async fn tap_worst_point(client: &Client, c: &Course, s: Syndrome) -> usize {
+    let (n, state) = c
+        .series
+        .iter()
+        .map(|q| q.state(s))
+        .filter(|st| st.floor().is_some())
+        .enumerate()
+        .max_by_key(|(_, st)| st.floor())
+        .expect("a graded point");
+    point(client, s, n)
+        .await
+        .click()
+        .await
+        .expect("the point is tappable");
+    assert_eq!(details_heading(client).await, details_title(s, state));
+    n
+}
+
 /// The heading the details panel shows for a point.
 fn details_title(s: Syndrome, st: GradeState) -> String {
     match st {
@@ -488,12 +536,7 @@ async fn the_course_page_shows_every_point_and_episode_and_details_on_tap_hover_
     let c = shown.course.clone().expect("a CAR-T course");
     let (url, server) = serve(page_for(&shown)).await;
     with_browser(1400, 1000, |client| async move {
-        client.goto(&url).await.expect("the page loads");
-        client
-            .wait()
-            .for_element(Locator::Css("html[data-app=\"ready\"]"))
-            .await
-            .expect("app.js ran under the CSP");
+        open_page(&client, &url).await;
         // The chart is rendered, at the width of its column.
         let chart = client
             .find(Locator::Id("course-chart"))
@@ -535,13 +578,7 @@ async fn the_course_page_shows_every_point_and_episode_and_details_on_tap_hover_
         );
         mark.click().await.expect("the point is clickable");
         assert!(panel.is_displayed().await.expect("state"));
-        let title = client
-            .find(Locator::Id("details-title"))
-            .await
-            .expect("title")
-            .text()
-            .await
-            .expect("text");
+        let title = details_heading(&client).await;
         assert_eq!(title, details_title(Syndrome::Crs, p.crs));
         let evidence = client
             .find(Locator::Id("details-evidence"))
@@ -585,13 +622,7 @@ async fn the_course_page_shows_every_point_and_episode_and_details_on_tap_hover_
                 .await
                 .expect("attr")
         );
-        let title = client
-            .find(Locator::Id("details-title"))
-            .await
-            .expect("title")
-            .text()
-            .await
-            .expect("text");
+        let title = details_heading(&client).await;
         assert_eq!(title, details_title(Syndrome::Crs, next.crs));
 
         // Escape closes the panel.
@@ -619,13 +650,7 @@ async fn the_course_page_shows_every_point_and_episode_and_details_on_tap_hover_
         });
         client.perform_actions(hover).await.expect("hover");
         assert!(panel.is_displayed().await.expect("state"));
-        let title = client
-            .find(Locator::Id("details-title"))
-            .await
-            .expect("title")
-            .text()
-            .await
-            .expect("text");
+        let title = details_heading(&client).await;
         assert_eq!(title, details_title(Syndrome::Icans, q.icans));
         client.release_actions().await.expect("release");
 
@@ -649,9 +674,8 @@ async fn the_course_page_shows_every_point_and_episode_and_details_on_tap_hover_
             "tables right of the chart ({tx} vs {cx} + {cw})"
         );
         assert!((ty - cy).abs() < 1.0, "side by side ({ty} vs {cy})");
-        let scroll = js_f64(&client, "return document.documentElement.scrollWidth").await;
+        assert_no_sideways_scroll(&client).await;
         let view = js_f64(&client, "return document.documentElement.clientWidth").await;
-        assert!(scroll <= view, "no horizontal scroll: {scroll} > {view}");
         assert_eq!(view, 1400.0, "the viewport asked for");
 
         // A screenshot with the details of the worst CRS point open.
@@ -738,12 +762,7 @@ async fn at_400_px_the_page_has_no_horizontal_scroll_and_the_chart_fits_in_one_c
     let c = shown.course.clone().expect("a CAR-T course");
     let (url, server) = serve(page_for(&shown)).await;
     with_browser(400, 900, |client| async move {
-        client.goto(&url).await.expect("the page loads");
-        client
-            .wait()
-            .for_element(Locator::Css("html[data-app=\"ready\"]"))
-            .await
-            .expect("app.js ran");
+        open_page(&client, &url).await;
         let view = js_f64(&client, "return document.documentElement.clientWidth").await;
         assert_eq!(view, 400.0, "the viewport asked for");
         let scroll = js_f64(&client, "return document.documentElement.scrollWidth").await;
@@ -816,13 +835,7 @@ async fn at_400_px_the_page_has_no_horizontal_scroll_and_the_chart_fits_in_one_c
         assert!(now_icans.contains("not assessable"), "{now_icans}");
         // Tapping the band shows it as not assessable, never a grade.
         bands[bands.len() - 1].click().await.expect("tap");
-        let title = client
-            .find(Locator::Id("details-title"))
-            .await
-            .expect("title")
-            .text()
-            .await
-            .expect("text");
+        let title = details_heading(&client).await;
         assert_eq!(title, "ICANS not assessable");
         let points = client
             .find_all(Locator::Css("#course-chart-narrow .grade-point"))
@@ -860,9 +873,7 @@ async fn a_patient_without_a_car_t_infusion_gets_a_page_that_says_so_and_no_char
         assert_eq!(heading, "No CAR-T infusion on record");
         let charts = client.find_all(Locator::Css("svg")).await.expect("query");
         assert!(charts.is_empty(), "no chart that could read as no toxicity");
-        let scroll = js_f64(&client, "return document.documentElement.scrollWidth").await;
-        let view = js_f64(&client, "return document.documentElement.clientWidth").await;
-        assert!(scroll <= view);
+        assert_no_sideways_scroll(&client).await;
     })
     .await;
     server.stop(true).await;
@@ -875,12 +886,7 @@ async fn a_typical_axi_cel_course_shows_its_episodes_doses_and_points_at_1400_px
     assert!(c.crs.episodes.len() == 1 && c.icans.episodes.len() == 1);
     let (url, server) = serve(page_for(&shown)).await;
     with_browser(1400, 1000, |client| async move {
-        client.goto(&url).await.expect("the page loads");
-        client
-            .wait()
-            .for_element(Locator::Css("html[data-app=\"ready\"]"))
-            .await
-            .expect("app.js ran");
+        open_page(&client, &url).await;
         assert_eq!(
             assert_chart_and_table_show(&client, &c).await,
             "course-chart"
@@ -898,31 +904,9 @@ async fn a_typical_axi_cel_course_shows_its_episodes_doses_and_points_at_1400_px
         // The wide chart's labels do not overlap (two columns: it is drawn smaller here).
         let (_, collisions) = chart_labels(&client, "course-chart").await;
         assert_eq!(collisions, json!([]), "overlapping labels");
-        let scroll = js_f64(&client, "return document.documentElement.scrollWidth").await;
-        let view = js_f64(&client, "return document.documentElement.clientWidth").await;
-        assert!(scroll <= view, "no horizontal scroll: {scroll} > {view}");
+        assert_no_sideways_scroll(&client).await;
         // Open the worst ICANS point for the screenshot.
-        let worst = c
-            .series
-            .iter()
-            .filter(|q| q.icans.floor().is_some())
-            .enumerate()
-            .max_by_key(|(_, q)| q.icans.floor())
-            .map(|(n, q)| (n, q.icans))
-            .expect("an ICANS point");
-        point(&client, Syndrome::Icans, worst.0)
-            .await
-            .click()
-            .await
-            .expect("click");
-        let title = client
-            .find(Locator::Id("details-title"))
-            .await
-            .expect("title")
-            .text()
-            .await
-            .expect("text");
-        assert_eq!(title, details_title(Syndrome::Icans, worst.1));
+        tap_worst_point(&client, &c, Syndrome::Icans).await;
         client
             .execute("window.scrollTo(0, 0)", vec![])
             .await
@@ -947,12 +931,7 @@ async fn a_typical_axi_cel_course_at_400_px_shows_the_narrow_chart_with_readable
     let c = shown.course.clone().expect("a CAR-T course");
     let (url, server) = serve(page_for(&shown)).await;
     with_browser(400, 900, |client| async move {
-        client.goto(&url).await.expect("the page loads");
-        client
-            .wait()
-            .for_element(Locator::Css("html[data-app=\"ready\"]"))
-            .await
-            .expect("app.js ran");
+        open_page(&client, &url).await;
         assert_eq!(
             assert_chart_and_table_show(&client, &c).await,
             "course-chart-narrow"
@@ -963,36 +942,14 @@ async fn a_typical_axi_cel_course_at_400_px_shows_the_narrow_chart_with_readable
             .await
             .expect("day labels");
         assert!(days.len() >= 2, "{} day labels", days.len());
-        let scroll = js_f64(&client, "return document.documentElement.scrollWidth").await;
-        let view = js_f64(&client, "return document.documentElement.clientWidth").await;
-        assert!(scroll <= view, "no horizontal scroll: {scroll} > {view}");
-        let worst = c
-            .series
-            .iter()
-            .filter(|q| q.crs.floor().is_some())
-            .enumerate()
-            .max_by_key(|(_, q)| q.crs.floor())
-            .map(|(n, q)| (n, q.crs))
-            .expect("a CRS point");
-        point(&client, Syndrome::Crs, worst.0)
-            .await
-            .click()
-            .await
-            .expect("the narrow chart's point is tappable");
-        let title = client
-            .find(Locator::Id("details-title"))
-            .await
-            .expect("title")
-            .text()
-            .await
-            .expect("text");
-        assert_eq!(title, details_title(Syndrome::Crs, worst.1));
+        assert_no_sideways_scroll(&client).await;
+        let worst = tap_worst_point(&client, &c, Syndrome::Crs).await;
         // The right arrow moves to the next CRS point of the narrow chart.
         let next = c
             .series
             .iter()
             .filter(|q| q.crs.floor().is_some())
-            .nth(worst.0 + 1)
+            .nth(worst + 1)
             .expect("a later CRS point");
         client
             .active_element()
@@ -1004,19 +961,13 @@ async fn a_typical_axi_cel_course_at_400_px_shows_the_narrow_chart_with_readable
         let focused = client.active_element().await.expect("focus");
         assert_eq!(
             focused.attr("data-time").await.expect("attr"),
-            point(&client, Syndrome::Crs, worst.0 + 1)
+            point(&client, Syndrome::Crs, worst + 1)
                 .await
                 .attr("data-time")
                 .await
                 .expect("attr")
         );
-        let title = client
-            .find(Locator::Id("details-title"))
-            .await
-            .expect("title")
-            .text()
-            .await
-            .expect("text");
+        let title = details_heading(&client).await;
         assert_eq!(title, details_title(Syndrome::Crs, next.crs));
         let chart = client
             .find(Locator::Id("course-chart-narrow"))
@@ -1046,12 +997,7 @@ async fn at_840_px_the_wide_chart_is_shown_and_its_labels_render_at_10_px_or_mor
     let c = shown.course.clone().expect("a CAR-T course");
     let (url, server) = serve(page_for(&shown)).await;
     with_browser(840, 900, |client| async move {
-        client.goto(&url).await.expect("the page loads");
-        client
-            .wait()
-            .for_element(Locator::Css("html[data-app=\"ready\"]"))
-            .await
-            .expect("app.js ran");
+        open_page(&client, &url).await;
         assert_eq!(
             assert_chart_and_table_show(&client, &c).await,
             "course-chart"
@@ -1123,26 +1069,7 @@ async fn a_click_on_the_card_link_in_the_demo_ehr_launches_the_app_and_draws_the
             "course-chart"
         );
         // A tap on a CRS point opens its details.
-        let (n, p) = c
-            .series
-            .iter()
-            .filter(|q| q.crs.floor().is_some())
-            .enumerate()
-            .max_by_key(|(_, q)| q.crs.floor())
-            .expect("a CRS point");
-        point(&client, Syndrome::Crs, n)
-            .await
-            .click()
-            .await
-            .expect("click");
-        let title = client
-            .find(Locator::Id("details-title"))
-            .await
-            .expect("the details panel")
-            .text()
-            .await
-            .expect("text");
-        assert_eq!(title, details_title(Syndrome::Crs, p.crs));
+        tap_worst_point(&client, &c, Syndrome::Crs).await;
         screenshot(&client, "app-demo-ehr-launch-1400.png").await;
     })
     .await;
