@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{AppLinks, Settings};
 use crate::domain::Timestamp;
+use crate::http::error::ApiError;
 use crate::http::fhir_client::ServerBase;
 use crate::http::startup::AppState;
 use crate::protocol::cards::{Link, app_links};
@@ -696,24 +697,16 @@ async fn callback(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
         };
     drop(access);
     let now = Timestamp(chrono::Utc::now().timestamp_millis());
-    let Ok(admitted) = state.cpu.admit() else {
-        return refuse_clearing(Refusal::Busy);
-    };
-    let budget = data.budget;
-    let documents = data.documents;
-    let issues = data.issues;
-    let graded = admitted.run(state.clone().into_inner(), move |s| {
+    let (documents, issues) = (data.documents, data.issues);
+    let page = super::service::on_cpu_pool(&state, data.budget.as_ref(), move |s| {
         course_page_for(&s, &patient, &documents, issues, now)
-    });
-    let page = match &budget {
-        Some(b) => match tokio::time::timeout_at(b.deadline_at(), graded).await {
-            Ok(r) => r,
-            Err(_) => return refuse_clearing(Refusal::FhirData),
-        },
-        None => graded.await,
-    };
-    let Ok(page) = page else {
-        return refuse_clearing(Refusal::Busy);
+    })
+    .await;
+    let page = match page {
+        Ok(page) => page,
+        // The FHIR deadline passed while the course was computed.
+        Err(ApiError::PreconditionFailed(_)) => return refuse_clearing(Refusal::FhirData),
+        Err(_) => return refuse_clearing(Refusal::Busy),
     };
     tracing::info!(outcome = "page", "SMART app course shown");
     let mut res = HttpResponse::Ok()

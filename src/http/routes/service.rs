@@ -426,14 +426,27 @@ pub async fn patient_view_cards(
         now,
         max_cards: state.limits.max_cards,
     };
-    let admitted = state.cpu.admit()?;
-    let graded = admitted.run(state.clone().into_inner(), move |s| grade(work, &s));
-    match &data.budget {
-        Some(budget) => match tokio::time::timeout_at(budget.deadline_at(), graded).await {
-            Ok(r) => r,
-            Err(_) => Err(budget.expired(&state.metrics).into()),
-        },
-        None => graded.await,
+    on_cpu_pool(state, data.budget.as_ref(), move |s| grade(work, &s)).await
+}
+
+/// Runs `f` on the CPU pool (503 when it is full) and, after FHIR reads, within their
+/// deadline: the deadline covers processing what was fetched, not only fetching it (412
+/// when it passes).
+pub async fn on_cpu_pool<T, F>(
+    state: &web::Data<AppState>,
+    budget: Option<&CallBudget>,
+    f: F,
+) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(std::sync::Arc<AppState>) -> T + Send + 'static,
+{
+    let run = state.cpu.admit()?.run(state.clone().into_inner(), f);
+    match budget {
+        Some(b) => tokio::time::timeout_at(b.deadline_at(), run)
+            .await
+            .map_err(|_| ApiError::from(b.expired(&state.metrics)))?,
+        None => run.await,
     }
 }
 
@@ -535,16 +548,7 @@ pub async fn call_service(
         max_cards: state.limits.max_cards,
     };
     drop(body);
-    let admitted = state.cpu.admit()?;
-    let graded = admitted.run(state.clone().into_inner(), move |s| grade(work, &s));
-    let response = match &gathered.budget {
-        // The FHIR deadline covers processing what was fetched, not only fetching it.
-        Some(budget) => match tokio::time::timeout_at(budget.deadline_at(), graded).await {
-            Ok(r) => r?,
-            Err(_) => return Err(budget.expired(&state.metrics).into()),
-        },
-        None => graded.await?,
-    };
+    let response = on_cpu_pool(&state, gathered.budget.as_ref(), move |s| grade(work, &s)).await?;
     for c in &response.cards {
         state.metrics.card(c.indicator.name());
     }
