@@ -350,6 +350,9 @@ fn elapsed_text(millis: i64) -> String {
     }
 }
 
+/// The most tocilizumab doses in any 24 h (RULES.md B.1).
+pub const TOCILIZUMAB_MAX_PER_24H: usize = 3;
+
 /// RULES.md B.1: ≥ 8 h between doses, at most 3 in 24 h and 4 in total.
 fn dose_limits(doses: &[Timestamp], now: Timestamp) -> DoseLimits {
     let recent: Vec<Timestamp> = doses
@@ -359,7 +362,7 @@ fn dose_limits(doses: &[Timestamp], now: Timestamp) -> DoseLimits {
         .collect();
     let last = doses.last().copied();
     let interval_too_short = last.is_some_and(|l| now.millis() - l.millis() < 8 * HOUR_MS);
-    let max_24h = recent.len() >= 3;
+    let max_24h = recent.len() >= TOCILIZUMAB_MAX_PER_24H;
     let max_total = doses.len() >= 4;
     let mut next: Option<Timestamp> = None;
     if !max_total {

@@ -37,8 +37,8 @@ pub use crs::{
 };
 pub use dosing::{
     DoseAmount, DoseCheck, DoseIssue, DoseOrder, SteroidSuggestion, TOCILIZUMAB_CAP_MG,
-    TocilizumabDose, check_dose, dosing_weight, steroid_suggestion, tocilizumab_max_dose_mg,
-    tocilizumab_suggestion,
+    TOCILIZUMAB_MAX_PER_24H, TocilizumabDose, check_dose, dosing_weight, steroid_suggestion,
+    tocilizumab_max_dose_mg, tocilizumab_suggestion,
 };
 pub use facts::{
     CapdScore, CarTProduct, Celsius, CerebralEdema, ClinicalFinding, Consciousness, DataError,

@@ -15,7 +15,8 @@ use std::fmt::Write;
 
 use super::chart::{Layout, Mode, svg};
 use crate::domain::{
-    Course, Episode, GradeState, Syndrome, SyndromeCourse, TOCILIZUMAB_MAX_PER_EPISODE, Timestamp,
+    Course, Episode, GradeState, Syndrome, SyndromeCourse, TOCILIZUMAB_MAX_PER_24H,
+    TOCILIZUMAB_MAX_PER_EPISODE, Timestamp,
 };
 use crate::protocol::cards::text::{one_decimal, when, without_rule_ids};
 use crate::protocol::course::course_line;
@@ -31,9 +32,6 @@ pub const CSS_PATH: &str = "/app/static/app.css";
 
 /// Where the page expects the script.
 pub const JS_PATH: &str = "/app/static/app.js";
-
-/// The most tocilizumab doses in any 24 h (RULES.md B.1: 3).
-const TOCILIZUMAB_MAX_PER_24H: usize = 3;
 
 /// What the page shows.
 pub struct PageInput<'a> {
@@ -474,6 +472,12 @@ fn treatment(s: &mut String, c: &Course, now: Timestamp) {
         );
     };
     // Tocilizumab: count, 24 h maximum against the limit, the open CRS episode's doses.
+    let open_episode_doses = c
+        .crs
+        .episodes
+        .last()
+        .filter(|e| e.resolution.is_none())
+        .map(|e| t.tocilizumab_in(e, c.until));
     let toci = if t.tocilizumab.is_empty() {
         "none recorded".to_string()
     } else {
@@ -482,22 +486,17 @@ fn treatment(s: &mut String, c: &Course, now: Timestamp) {
             plural(t.tocilizumab.len(), "dose", "doses"),
             t.tocilizumab_max_24h
         );
-        if let Some(e) = c.crs.episodes.last().filter(|e| e.resolution.is_none()) {
+        if let Some(n) = open_episode_doses {
             let _ = write!(
                 v,
-                "; this CRS episode: {} of {TOCILIZUMAB_MAX_PER_EPISODE}",
-                t.tocilizumab_in(e, c.until)
+                "; this CRS episode: {n} of {TOCILIZUMAB_MAX_PER_EPISODE}"
             );
         }
         let _ = write!(v, ". {}", dose_list(&t.tocilizumab, now, false));
         v
     };
     let at_limit = t.tocilizumab_max_24h >= TOCILIZUMAB_MAX_PER_24H
-        || c.crs
-            .episodes
-            .last()
-            .filter(|e| e.resolution.is_none())
-            .is_some_and(|e| t.tocilizumab_in(e, c.until) >= TOCILIZUMAB_MAX_PER_EPISODE);
+        || open_episode_doses.is_some_and(|n| n >= TOCILIZUMAB_MAX_PER_EPISODE);
     row(s, "tocilizumab", "Tocilizumab", toci, at_limit);
     let st = &t.steroids;
     let steroids = if st.doses.is_empty() {
