@@ -605,14 +605,6 @@ fn same_secret(a: &str, b: &str) -> bool {
             == 0
 }
 
-/// FHIR ids (`[A-Za-z0-9\-\.]{1,64}`).
-fn is_fhir_id(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-}
-
 /// The launch cookie of `req`, decrypted and checked (`None`: absent, forged or altered).
 fn launch_cookie(req: &HttpRequest, key: &Key) -> Option<LaunchCookie> {
     let raw = req.cookie(COOKIE_NAME)?;
@@ -680,7 +672,7 @@ async fn callback(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
         .extra_fields()
         .patient
         .clone()
-        .filter(|p| is_fhir_id(p))
+        .filter(|p| crate::protocol::request::is_fhir_id(p))
     else {
         return refuse_clearing(Refusal::NoPatient);
     };

@@ -88,14 +88,6 @@ fn unresolved_medications(documents: &[(String, Cow<'_, str>)]) -> Vec<String> {
     adapter::unresolved_medication_ids(&refs)
 }
 
-/// FHIR ids (`[A-Za-z0-9\-\.]{1,64}`) only go into a search URL.
-fn is_fhir_id(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-}
-
 /// Most ids in one `Medication?_id=` search.
 const MEDICATION_IDS_PER_SEARCH: usize = 50;
 
@@ -211,15 +203,9 @@ async fn gather<'r>(
             documents.push((f.key.clone(), Cow::Owned(page)));
         }
     }
-    // Medications referenced but neither prefetched nor included: one follow-up read.
-    let missing = unresolved_medications(&documents);
-    let (ids, odd): (Vec<String>, Vec<String>) = missing.into_iter().partition(|i| is_fhir_id(i));
-    if !odd.is_empty() {
-        issues.push(format!(
-            "{} medication references are not FHIR ids and were not read",
-            odd.len()
-        ));
-    }
+    // Medications referenced but neither prefetched nor included: one follow-up read. The
+    // adapter returns FHIR ids only (`[A-Za-z0-9\-\.]{1,64}`), safe in a search URL.
+    let ids = unresolved_medications(&documents);
     let medication_queries: Vec<Query> = ids
         .chunks(MEDICATION_IDS_PER_SEARCH)
         .map(|chunk| Query {
@@ -588,10 +574,19 @@ mod tests {
 
     #[test]
     fn only_fhir_ids_go_into_the_medication_search() {
-        assert!(is_fhir_id("norepi-4.mg"));
-        assert!(!is_fhir_id("a,b"));
-        assert!(!is_fhir_id("a&_format=xml"));
-        assert!(!is_fhir_id(""));
-        assert!(!is_fhir_id(&"x".repeat(65)));
+        let referencing = |id: &str| {
+            (
+                "a".to_string(),
+                Cow::Owned(format!(
+                    r#"{{"resourceType":"MedicationRequest","id":"r1","status":"active","intent":"order","medicationReference":{{"reference":"Medication/{id}"}}}}"#
+                )),
+            )
+        };
+        let long = "x".repeat(65);
+        let docs: Vec<(String, Cow<'_, str>)> = ["norepi-4.mg", "a,b", "a&_format=xml", "", &long]
+            .into_iter()
+            .map(referencing)
+            .collect();
+        assert_eq!(unresolved_medications(&docs), vec!["norepi-4.mg"]);
     }
 }
