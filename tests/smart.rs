@@ -244,6 +244,27 @@ async fn a_standalone_launch_from_the_absolute_link_lets_the_user_pick_the_patie
     app.stop().await;
 }
 
+/// The app honours `server.max_parsed_entries` like a hook call (issue 10): over it no
+/// course is drawn from part of the record; the page says so.
+#[tokio::test]
+async fn over_the_parsed_entry_cap_the_app_draws_no_course_and_says_why() {
+    let app = spawn_app_with(|s| {
+        s.demo = true;
+        s.server.limits.max_parsed_entries = 1;
+    })
+    .await;
+    let mut b = Browser::new();
+    let callback = launch_until_callback(&app, &mut b, "demo-crs-3").await;
+    let res = b.get(&callback).await;
+    assert_eq!(res.status(), 422);
+    assert_security_headers(&res);
+    let html = res.text().await.expect("text");
+    assert!(html.contains("too large to draw"), "{html}");
+    assert!(html.contains("server.max_parsed_entries"), "{html}");
+    assert!(!html.contains("<svg"), "no course from part of the record");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn a_callback_whose_state_differs_from_the_cookie_is_refused() {
     let app = demo_app().await;

@@ -214,6 +214,7 @@ enum Refusal {
     TokenRefused,
     NoPatient,
     FhirData,
+    TooLarge,
     Busy,
 }
 
@@ -230,6 +231,7 @@ impl Refusal {
             Refusal::Discovery | Refusal::TokenRefused | Refusal::NoPatient | Refusal::FhirData => {
                 StatusCode::BAD_GATEWAY
             }
+            Refusal::TooLarge => StatusCode::UNPROCESSABLE_ENTITY,
         }
     }
 
@@ -247,6 +249,7 @@ impl Refusal {
             Refusal::TokenRefused => "token-refused",
             Refusal::NoPatient => "no-patient",
             Refusal::FhirData => "fhir-data-unavailable",
+            Refusal::TooLarge => "record-over-parsed-entry-limit",
             Refusal::Busy => "busy",
         }
     }
@@ -296,6 +299,10 @@ impl Refusal {
             Refusal::FhirData => (
                 "The patient's data could not be read",
                 "The EHR's FHIR server did not deliver the data in time or in full. No course is shown, because an incomplete record could look reassuring. Try again in a moment.",
+            ),
+            Refusal::TooLarge => (
+                "The patient's record is too large to draw here",
+                "The record holds more entries to check than this service reads in one call (server.max_parsed_entries), so no course is drawn: a course from part of the record could look reassuring. Review the record directly, or ask the team that runs crs-cds to raise the limit.",
             ),
             Refusal::Busy => (
                 "The service is busy",
@@ -695,7 +702,8 @@ async fn callback(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
     })
     .await;
     let page = match page {
-        Ok(page) => page,
+        Ok(Ok(page)) => page,
+        Ok(Err(refusal)) => return refuse_clearing(refusal),
         // The FHIR deadline passed while the course was computed.
         Err(ApiError::PreconditionFailed(_)) => return refuse_clearing(Refusal::FhirData),
         Err(_) => return refuse_clearing(Refusal::Busy),
@@ -744,30 +752,22 @@ fn course_page_for(
     documents: &[(String, String)],
     mut issues: Vec<String>,
     now: Timestamp,
-) -> String {
-    use crate::adapter::{self, Document};
-    let docs: Vec<Document<'_>> = documents
-        .iter()
-        .map(|(origin, json)| Document {
-            origin: origin.as_str(),
-            json: json.as_str(),
-        })
-        .collect();
-    let mapped = adapter::map_documents_for_patient(
-        Some(patient_id),
-        &docs,
+) -> Result<String, Refusal> {
+    let (mapped, adapter_issues) = super::service::map_gathered(
+        state,
+        patient_id,
+        documents,
         None,
         &[],
         now,
-        &state.terminology,
         APP_WINDOW_HOURS,
     );
-    issues.extend(
-        mapped
-            .issues
-            .iter()
-            .map(|i| format!("{}: {}", i.location, i.message)),
-    );
+    issues.extend(adapter_issues);
+    // Over `server.max_parsed_entries` nothing is drawn: never a course from part of the
+    // record (issue 10).
+    if mapped.over_parse_limit.is_some() {
+        return Err(Refusal::TooLarge);
+    }
     let course = crate::protocol::course::for_card(
         crate::protocol::discovery::Hook::PatientView,
         &mapped.facts,
@@ -781,12 +781,12 @@ fn course_page_for(
         .filter(|p| p["id"] == patient_id)
         .map(|p| patient_label(&p))
         .unwrap_or_default();
-    crate::render::course_page(&crate::render::PageInput {
+    Ok(crate::render::course_page(&crate::render::PageInput {
         course: course.as_ref(),
         patient_label: &label,
         data_issues: &issues,
         now,
-    })
+    }))
 }
 
 #[cfg(test)]

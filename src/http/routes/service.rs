@@ -258,30 +258,58 @@ struct Work {
     max_cards: usize,
 }
 
-/// The adapter, the engine and the cards: the CPU-heavy part of a call.
-fn grade(work: Work, state: &AppState) -> CdsResponse {
-    let documents: Vec<Document<'_>> = work
-        .documents
+/// The adapter over gathered `(origin, JSON)` documents with the service's terminology and
+/// its cap on typed-parsed entries (`server.max_parsed_entries`), observations up to
+/// `window_hours` back; and the adapter's issues in words.
+pub fn map_gathered(
+    state: &AppState,
+    patient_id: &str,
+    documents: &[(String, String)],
+    draft_orders: Option<&str>,
+    selections: &[String],
+    now: Timestamp,
+    window_hours: f64,
+) -> (adapter::Mapped, Vec<String>) {
+    let documents: Vec<Document<'_>> = documents
         .iter()
         .map(|(origin, json)| Document {
             origin: origin.as_str(),
             json: json.as_str(),
         })
         .collect();
-    let draft = work.draft_orders.as_deref().map(|json| Document {
+    let draft = draft_orders.map(|json| Document {
         origin: "draftOrders",
         json,
     });
     let mapped = adapter::map_documents_capped(
-        Some(&work.patient_id),
+        Some(patient_id),
         &documents,
         draft,
+        selections,
+        now,
+        &state.terminology,
+        window_hours,
+        state.limits.max_parsed_entries,
+    );
+    let issues = mapped
+        .issues
+        .iter()
+        .map(|i| format!("{}: {}", i.location, i.message))
+        .collect();
+    (mapped, issues)
+}
+
+/// The adapter, the engine and the cards: the CPU-heavy part of a call.
+fn grade(work: Work, state: &AppState) -> CdsResponse {
+    let (mapped, adapter_issues) = map_gathered(
+        state,
+        &work.patient_id,
+        &work.documents,
+        work.draft_orders.as_deref(),
         &work.selections,
         work.now,
-        &state.terminology,
         // Everything the prefetch sent up to 7 days back: the course (issue 12) needs it.
         state.policy.window_hours.max(domain::MAX_WINDOW_HOURS),
-        state.limits.max_parsed_entries,
     );
     // Over `server.max_parsed_entries`: not graded on part of the record; one card says
     // so, on every hook (issue 10).
@@ -300,16 +328,7 @@ fn grade(work: Work, state: &AppState) -> CdsResponse {
     let course =
         crate::protocol::course::for_card(work.hook, &mapped.facts, work.now, &state.policy);
     let assessment = domain::assess(&mapped.facts, &mapped.orders, work.now, &state.policy);
-    let issues: Vec<String> = work
-        .issues
-        .into_iter()
-        .chain(
-            mapped
-                .issues
-                .iter()
-                .map(|i| format!("{}: {}", i.location, i.message)),
-        )
-        .collect();
+    let issues: Vec<String> = work.issues.into_iter().chain(adapter_issues).collect();
     let draft_orders: Option<serde_json::Value> = work
         .draft_orders
         .as_deref()
