@@ -20,8 +20,11 @@ use std::time::{Duration, Instant};
 use actix_web::{App, HttpResponse, HttpServer, web};
 use chrono::{DateTime, Utc};
 use crs_cds::adapter::{Document, Terminology, map_documents_for_patient};
-use crs_cds::domain::{Course, CourseParams, GradeState, Policy, Syndrome, Timestamp, course};
+use crs_cds::domain::{Course, GradeState, Policy, Syndrome, Timestamp};
+use crs_cds::http::routes::app::{APP_WINDOW_HOURS, patient_label};
 use crs_cds::protocol::cards::text::{clinician_units, without_rule_ids};
+use crs_cds::protocol::course::for_card;
+use crs_cds::protocol::discovery::Hook;
 use crs_cds::render::{APP_CSS, APP_JS, CSS_PATH, JS_PATH, PageInput, course_page};
 use fantoccini::actions::{InputSource, MouseActions, PointerAction};
 use fantoccini::key::Key;
@@ -193,9 +196,9 @@ struct Shown {
     now: Timestamp,
 }
 
-/// The page's input from FHIR documents, as the service computes it: the adapter at `at`,
-/// the course since the infusion (30 days at most, as the card), the Patient's name and
-/// birth date, the adapter's issues.
+/// The page's input from FHIR documents, as the app computes it: the adapter at `at` over
+/// the app's window, the card's course (`for_card`), the app's patient label, the adapter's
+/// issues as the app writes them.
 fn shown_from(id: &str, patient: &Value, documents: &[Document<'_>], at: Timestamp) -> Shown {
     let mapped = map_documents_for_patient(
         Some(id),
@@ -204,37 +207,16 @@ fn shown_from(id: &str, patient: &Value, documents: &[Document<'_>], at: Timesta
         &[],
         at,
         &Terminology::embedded(),
-        // The course reads every observation since the infusion, not only the window.
-        87_600.0,
+        APP_WINDOW_HOURS,
     );
-    let params = CourseParams {
-        max_days: 30,
-        ..CourseParams::default()
-    };
-    let course = mapped
-        .facts
-        .infusion
-        .as_ref()
-        .map(|i| course(&mapped.facts, i.at, at, &Policy::default(), &params));
-    let name = &patient["name"][0];
-    let mut parts: Vec<&str> = name["given"]
-        .as_array()
-        .map(|g| g.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
-    parts.extend(name["family"].as_str());
-    let born = patient["birthDate"]
-        .as_str()
-        .map(|b| format!("born {b}"))
-        .unwrap_or_default();
-    let label = match (parts.is_empty(), born.is_empty()) {
-        (false, false) => format!("{}, {born}", parts.join(" ")),
-        (false, true) => parts.join(" "),
-        _ => born,
-    };
     Shown {
-        course,
-        label,
-        issues: mapped.issues.iter().map(|i| i.message.clone()).collect(),
+        course: for_card(Hook::PatientView, &mapped.facts, at, &Policy::default()),
+        label: patient_label(patient),
+        issues: mapped
+            .issues
+            .iter()
+            .map(|i| format!("{}: {}", i.location, i.message))
+            .collect(),
         now: at,
     }
 }

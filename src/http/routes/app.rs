@@ -49,7 +49,7 @@ const SMALL_JSON_MAX_BYTES: usize = 64 * 1024;
 /// The longest `launch` value passed on.
 const MAX_LAUNCH_LEN: usize = 1024;
 /// The course on the page looks back this far at most (as the card's course: 30 days).
-const APP_WINDOW_HOURS: f64 = 30.0 * 24.0;
+pub const APP_WINDOW_HOURS: f64 = 30.0 * 24.0;
 
 /// The scopes after the launch scope (`launch` or `launch/patient`), exactly as issue 13
 /// lists them: read access to what the patient-view service reads, and the user's identity.
