@@ -899,12 +899,7 @@ pub fn dose_indicator(check: &DoseCheck) -> Indicator {
 /// `max-24h-reached` or `interval-too-short` no corrected dose is suggested
 /// (RULES.md §7 S8).
 fn further_dose_allowed(check: &DoseCheck) -> bool {
-    !check.issues.iter().any(|i| {
-        matches!(
-            i,
-            DoseIssue::IntervalTooShort | DoseIssue::Max24hReached | DoseIssue::MaxTotalReached
-        )
-    })
+    !check.issues.iter().any(|i| i.forbids_dose())
 }
 
 /// The one-line summary of a dose-check card.
