@@ -590,8 +590,7 @@ impl RawSettings {
             .database_url
             .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string());
         if !(database_url.starts_with("sqlite:")
-            || database_url.starts_with("postgres://")
-            || database_url.starts_with("postgresql://"))
+            || crate::http::feedback_store::is_postgres_url(&database_url))
         {
             return Err(invalid(
                 "feedback.database_url",

@@ -113,10 +113,15 @@ pub enum FeedbackStore {
     Postgres(PgPool),
 }
 
+/// Whether a feedback database URL names PostgreSQL (`postgres://` or `postgresql://`).
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
 impl FeedbackStore {
     /// Connects by URL scheme (`sqlite:` or `postgres://`).
     pub async fn connect(url: &str) -> Result<FeedbackStore, sqlx::Error> {
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        if is_postgres_url(url) {
             let pool = PgPoolOptions::new()
                 .max_connections(8)
                 .acquire_timeout(Duration::from_secs(5))
@@ -151,11 +156,6 @@ impl FeedbackStore {
             sqlx::query(JTI_SCHEMA).execute(p).await?;
         }
         Ok(())
-    }
-
-    /// Whether this store can hold the shared replay cache (PostgreSQL).
-    pub fn shares_replay_cache(&self) -> bool {
-        matches!(self, FeedbackStore::Postgres(_))
     }
 
     /// Records a `jti` key until `valid_until` unless it is there and unexpired; whether

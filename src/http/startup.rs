@@ -55,10 +55,6 @@ pub struct AppState {
     pub app: routes::app::AppRuntime,
 }
 
-fn url_is_postgres(url: &str) -> bool {
-    url.starts_with("postgres://") || url.starts_with("postgresql://")
-}
-
 /// A built, bound, not yet running application.
 pub struct Application {
     port: u16,
@@ -101,7 +97,7 @@ impl Application {
                 tokio::spawn(async move { retry.connect_with_retry(url).await });
             }
         }
-        let shared_replay = url_is_postgres(&settings.feedback.database_url);
+        let shared_replay = super::feedback_store::is_postgres_url(&settings.feedback.database_url);
         let limits = settings.server.limits.clone();
         let port = listener
             .local_addr()
