@@ -379,9 +379,6 @@ pub fn assessment_table(a: &Assessment) -> String {
     s
 }
 
-/// `grade FILE`: exit 2 when the input is unusable (missing file, not JSON, not a JSON
-/// object, bad `--at`, unreadable configuration). Reads only the grading and terminology
-/// settings, so serve-only settings (`CRS_CDS_BIND`, `[auth]`) never stop it.
 /// A `grade`/`course` input file, read and checked once: the grading settings, the
 /// terminology (with the site ConceptMap), and the file as JSON. Unusable input (a missing
 /// file, not JSON, JSON that is not an object, a bad configuration) exits 2.
@@ -448,6 +445,9 @@ impl InputFile {
     }
 }
 
+/// `grade FILE`: exit 2 when the input is unusable (missing file, not JSON, not a JSON
+/// object, bad `--at`, unreadable configuration). Reads only the grading and terminology
+/// settings, so serve-only settings (`CRS_CDS_BIND`, `[auth]`) never stop it.
 pub fn grade(
     file: &Path,
     as_json: bool,
@@ -599,6 +599,12 @@ async fn send(request: reqwest::RequestBuilder, base: &str) -> Result<(u16, Stri
         ))
     })?;
     let status = response.status().as_u16();
+    // An authenticating server ends the run (every later case would be refused too).
+    if status == 401 || status == 403 {
+        return Err(CaseError::Unreachable(format!(
+            "{base} refused the replay with HTTP {status}: pass --bearer TOKEN for a server with auth on"
+        )));
+    }
     let text = response
         .text()
         .await
@@ -675,11 +681,6 @@ async fn honours_time_override(
     )
     .header(crate::http::routes::service::EVALUATION_TIME_HEADER, at);
     let (status, text) = send(request, base).await?;
-    if status == 401 || status == 403 {
-        return Err(CaseError::Unreachable(format!(
-            "{base} refused the replay with HTTP {status}: pass --bearer TOKEN for a server with auth on"
-        )));
-    }
     if !(200..300).contains(&status) {
         return Err(CaseError::Unreachable(format!(
             "{base} answered HTTP {status} to the evaluation-time probe: {text}"
@@ -814,11 +815,6 @@ async fn replay_case(
         post = post.header(crate::http::routes::service::EVALUATION_TIME_HEADER, at);
     }
     let (status, text) = send(post, base).await?;
-    if status == 401 || status == 403 {
-        return Err(CaseError::Unreachable(format!(
-            "{base} refused the replay with HTTP {status}: pass --bearer TOKEN for a server with auth on"
-        )));
-    }
     if !(200..300).contains(&status) {
         return Ok(Some(format!("HTTP {status}: {text}")));
     }
