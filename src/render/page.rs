@@ -18,7 +18,7 @@ use crate::domain::{
     Course, Episode, GradeState, Syndrome, SyndromeCourse, TOCILIZUMAB_MAX_PER_24H,
     TOCILIZUMAB_MAX_PER_EPISODE, Timestamp,
 };
-use crate::protocol::cards::text::{one_decimal, when, without_rule_ids};
+use crate::protocol::cards::text::{absolute, one_decimal, when, without_rule_ids};
 use crate::protocol::course::course_line;
 
 /// The stylesheet, served at [`CSS_PATH`].
@@ -61,13 +61,6 @@ pub fn escape_html(s: &str) -> String {
         }
     }
     out
-}
-
-/// "2026-03-10 12:00 UTC".
-fn absolute(t: Timestamp) -> String {
-    chrono::DateTime::from_timestamp_millis(t.millis())
-        .map(|d| d.format("%Y-%m-%d %H:%M UTC").to_string())
-        .unwrap_or_default()
 }
 
 /// A span of hours as clinicians say it: "45 min", "18 h", "3 d 4 h".

@@ -33,9 +33,14 @@ pub fn when(t: Timestamp, now: Timestamp) -> String {
     let absolute = if at.date_naive() == n.date_naive() {
         at.format("%H:%M UTC").to_string()
     } else {
-        at.format("%Y-%m-%d %H:%M UTC").to_string()
+        absolute(t)
     };
     format!("{relative}, {absolute}")
+}
+
+/// An instant in full, to the minute: "2026-03-07 08:24 UTC".
+pub fn absolute(t: Timestamp) -> String {
+    utc(t).map_or_else(String::new, |d| d.format("%Y-%m-%d %H:%M UTC").to_string())
 }
 
 /// The calendar date of an instant ("2026-03-07").
