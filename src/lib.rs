@@ -18,6 +18,7 @@ pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod http;
+pub mod outbound;
 pub mod protocol;
 pub mod render;
 pub mod telemetry;

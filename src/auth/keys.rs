@@ -210,25 +210,15 @@ impl RemoteKeys {
         {
             return Err(unavailable("redirected".to_owned()));
         }
-        let mut response = response;
-        if response
-            .content_length()
-            .is_some_and(|n| n > MAX_JWKS_BYTES as u64)
-        {
-            return Err(unavailable("body too large".to_owned()));
-        }
         // Streamed with the cap checked per chunk: an endless body costs at most the cap.
-        let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
+        let body = crate::outbound::read_capped(response, MAX_JWKS_BYTES)
             .await
-            .map_err(|e| unavailable(e.to_string()))?
-        {
-            if body.len() + chunk.len() > MAX_JWKS_BYTES {
-                return Err(unavailable("body too large".to_owned()));
-            }
-            body.extend_from_slice(&chunk);
-        }
+            .map_err(|e| match e {
+                crate::outbound::CappedBodyError::TooLarge => {
+                    unavailable("body too large".to_owned())
+                }
+                crate::outbound::CappedBodyError::Broken(e) => unavailable(e.to_string()),
+            })?;
         KeySet::parse(&body).map_err(unavailable)
     }
 }

@@ -36,6 +36,7 @@ use crate::domain::Timestamp;
 use crate::http::error::ApiError;
 use crate::http::fhir_client::ServerBase;
 use crate::http::startup::AppState;
+use crate::outbound::read_capped;
 use crate::protocol::cards::{Link, app_links};
 
 /// The launch cookie's name.
@@ -387,21 +388,6 @@ fn usable_endpoint(url: &str, iss: &str) -> bool {
         && u.fragment().is_none()
 }
 
-/// Reads a response body up to `cap` bytes (`None` beyond, or on a broken stream).
-async fn read_limited(mut response: reqwest::Response, cap: usize) -> Option<Vec<u8>> {
-    if response.content_length().is_some_and(|n| n > cap as u64) {
-        return None;
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.ok()? {
-        if body.len() + chunk.len() > cap {
-            return None;
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Some(body)
-}
-
 async fn discover(state: &AppState, iss: &str) -> Option<SmartConfiguration> {
     let url = format!("{iss}/.well-known/smart-configuration");
     let response = state
@@ -416,7 +402,7 @@ async fn discover(state: &AppState, iss: &str) -> Option<SmartConfiguration> {
     if !response.status().is_success() {
         return None;
     }
-    let body = read_limited(response, SMALL_JSON_MAX_BYTES).await?;
+    let body = read_capped(response, SMALL_JSON_MAX_BYTES).await.ok()?;
     let config: SmartConfiguration = serde_json::from_slice(&body).ok()?;
     let s256 = config
         .code_challenge_methods_supported
@@ -586,9 +572,9 @@ async fn send(
         .headers()
         .get(header::CONTENT_TYPE.as_str())
         .cloned();
-    let body = read_limited(response, SMALL_JSON_MAX_BYTES)
+    let body = read_capped(response, SMALL_JSON_MAX_BYTES)
         .await
-        .ok_or(TokenHttpError::TooLarge)?;
+        .map_err(|_| TokenHttpError::TooLarge)?;
     let mut out = oauth2::http::Response::builder().status(status);
     if let Some(ct) = content_type {
         out = out.header(oauth2::http::header::CONTENT_TYPE, ct);
