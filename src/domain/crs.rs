@@ -602,11 +602,17 @@ fn hypoxia(
     }
 }
 
-/// Formats a dose or weight with at most one decimal, without a trailing ".0"
-/// (RULES.md §7 S7: "show doses and weights with at most one decimal").
-pub(crate) fn one_decimal(v: f64) -> String {
-    let s = format!("{v:.1}");
-    s.strip_suffix(".0").map(str::to_string).unwrap_or(s)
+/// Formats a dose, weight or rate with at most one decimal, rounded half up, without a
+/// trailing ".0" ("358.8", "800", never "358.79999999999995"; RULES.md §7 S7: "show doses
+/// and weights with at most one decimal"). The one formatting of the engine's notes and
+/// the cards, so a weight never reads two ways.
+pub fn one_decimal(v: f64) -> String {
+    let tenths = (v * 10.0).round() / 10.0;
+    if tenths.fract() == 0.0 {
+        format!("{tenths:.0}")
+    } else {
+        format!("{tenths:.1}")
+    }
 }
 
 /// Formats a number without a trailing ".0".

@@ -33,7 +33,8 @@ pub use course::{
     instants, series, series_naive, syndrome_course, treatment,
 };
 pub use crs::{
-    CrsAssessment, FeverGate, HypotensionFinding, HypoxiaFinding, grade_crs, sbp_threshold,
+    CrsAssessment, FeverGate, HypotensionFinding, HypoxiaFinding, grade_crs, one_decimal,
+    sbp_threshold,
 };
 pub use dosing::{
     DoseAmount, DoseCheck, DoseIssue, DoseOrder, SteroidSuggestion, TOCILIZUMAB_CAP_MG,

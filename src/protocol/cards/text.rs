@@ -48,16 +48,8 @@ pub fn date(t: Timestamp) -> String {
     utc(t).map_or_else(String::new, |d| d.format("%Y-%m-%d").to_string())
 }
 
-/// A dose, weight or rate with at most one decimal ("358.8", "800", never
-/// "358.79999999999995").
-pub fn one_decimal(v: f64) -> String {
-    let tenths = (v * 10.0).round() / 10.0;
-    if tenths.fract() == 0.0 {
-        format!("{tenths:.0}")
-    } else {
-        format!("{tenths:.1}")
-    }
-}
+/// A dose, weight or rate with at most one decimal (the engine's own formatting).
+pub use crate::domain::one_decimal;
 
 /// UCUM unit codes as clinicians write them: `Cel` → °C, `mm[Hg]` → mmHg,
 /// `[degF]` → °F, `[lb_av]` → lb.
