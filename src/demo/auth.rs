@@ -138,11 +138,11 @@ pub async fn smart_configuration(state: web::Data<AppState>) -> HttpResponse {
         "token_endpoint_auth_methods_supported": ["none"],
         "grant_types_supported": ["authorization_code"],
         "response_types_supported": ["code"],
-        "scopes_supported": [
-            "launch", "launch/patient", "openid", "fhirUser",
-            "patient/Observation.rs", "patient/MedicationAdministration.rs",
-            "patient/MedicationRequest.rs", "patient/Procedure.rs", "patient/Patient.r",
-        ],
+        // The launch scopes and every scope the app asks for (one list: they can't drift).
+        "scopes_supported": (["launch", "launch/patient"]
+            .into_iter()
+            .chain(crate::http::routes::app::DATA_SCOPES)
+            .collect::<Vec<_>>()),
         "capabilities": [
             "launch-ehr", "launch-standalone", "context-ehr-patient",
             "context-standalone-patient", "client-public", "permission-v2",
@@ -166,16 +166,11 @@ struct AuthorizeQuery {
     patient: Option<String>,
 }
 
-/// Percent-encodes a query component.
-fn encode(s: &str) -> String {
-    super::encode(s)
-}
-
 /// An OAuth error sent back to the (checked) redirect URI.
 fn redirect_error(redirect_uri: &str, error: &str, state: Option<&str>) -> HttpResponse {
     let mut url = format!("{redirect_uri}?error={error}");
     if let Some(s) = state {
-        url.push_str(&format!("&state={}", encode(s)));
+        url.push_str(&format!("&state={}", super::encode(s)));
     }
     HttpResponse::Found()
         .insert_header((header::LOCATION, url))
@@ -282,9 +277,9 @@ async fn authorize(
         app_context,
         made: Instant::now(),
     });
-    let mut url = format!("{callback}?code={}", encode(&code));
+    let mut url = format!("{callback}?code={}", super::encode(&code));
     if let Some(s) = st {
-        url.push_str(&format!("&state={}", encode(s)));
+        url.push_str(&format!("&state={}", super::encode(s)));
     }
     HttpResponse::Found()
         .insert_header((header::LOCATION, url))
