@@ -11,7 +11,7 @@ use tracing::field::Empty;
 use crate::adapter::{self, Document};
 use crate::domain::{self, Timestamp};
 use crate::http::error::ApiError;
-use crate::http::fhir_client::{CallBudget, FhirError, Query, ServerBase, next_link};
+use crate::http::fhir_client::{CallBudget, Fetched, FhirError, Query, ServerBase, next_link};
 use crate::http::routes::read_body;
 use crate::http::startup::AppState;
 use crate::protocol::cards::{Card, CardInput, CdsResponse, Indicator, cards};
@@ -156,9 +156,12 @@ async fn gather<'r>(
         .iter()
         .filter_map(|(key, json)| may_have_next(json).map(|n| (key.clone(), n)))
         .collect();
+    // Nothing to fetch, unless a referenced Medication is missing: the documents are then
+    // final, and the Medications missing from them are the ones read below.
+    let mut missing_medications = None;
     if queries.is_empty() && prefetched_next.is_empty() {
-        // Nothing to fetch, unless a referenced Medication is missing (checked below).
-        if unresolved_medications(&documents).is_empty() {
+        let missing = unresolved_medications(&documents);
+        if missing.is_empty() {
             return Ok(Gathered {
                 documents,
                 unfetched: Vec::new(),
@@ -166,6 +169,7 @@ async fn gather<'r>(
                 budget: None,
             });
         }
+        missing_medications = Some(missing);
     }
     let base = ServerBase::parse(server_text)?;
     let token = request
@@ -195,17 +199,15 @@ async fn gather<'r>(
     }))
     .await?;
     let max_pages = state.fhir.limits().max_pages;
-    for f in fetched.into_iter().chain(followed) {
-        if f.truncated {
-            issues.push(truncated_issue(&f.key, max_pages));
-        }
-        for page in f.pages {
-            documents.push((f.key.clone(), Cow::Owned(page)));
-        }
-    }
+    absorb(
+        &mut documents,
+        &mut issues,
+        fetched.into_iter().chain(followed),
+        max_pages,
+    );
     // Medications referenced but neither prefetched nor included: one follow-up read. The
     // adapter returns FHIR ids only (`[A-Za-z0-9\-\.]{1,64}`), safe in a search URL.
-    let ids = unresolved_medications(&documents);
+    let ids = missing_medications.unwrap_or_else(|| unresolved_medications(&documents));
     let medication_queries: Vec<Query> = ids
         .chunks(MEDICATION_IDS_PER_SEARCH)
         .map(|chunk| Query {
@@ -218,14 +220,7 @@ async fn gather<'r>(
             .fhir
             .fetch_all(&base, token, medication_queries, &state.metrics, &budget)
             .await?;
-        for f in medications {
-            if f.truncated {
-                issues.push(truncated_issue(&f.key, max_pages));
-            }
-            for page in f.pages {
-                documents.push((f.key.clone(), Cow::Owned(page)));
-            }
-        }
+        absorb(&mut documents, &mut issues, medications, max_pages);
     }
     Ok(Gathered {
         documents,
@@ -233,6 +228,23 @@ async fn gather<'r>(
         issues,
         budget: Some(budget),
     })
+}
+
+/// Adds fetched pages to the documents, and an issue for each key the page limit stopped.
+fn absorb<'r>(
+    documents: &mut Vec<(String, Cow<'r, str>)>,
+    issues: &mut Vec<String>,
+    fetched: impl IntoIterator<Item = Fetched>,
+    max_pages: usize,
+) {
+    for f in fetched {
+        if f.truncated {
+            issues.push(truncated_issue(&f.key, max_pages));
+        }
+        for page in f.pages {
+            documents.push((f.key.clone(), Cow::Owned(page)));
+        }
+    }
 }
 
 #[derive(Deserialize)]
