@@ -13,7 +13,7 @@ use fhir_r4::types::{CodeableConcept, DateTime, Dosage, DosageAsNeeded, Period, 
 
 use super::terminology::{CodingRef, Concept, Sets};
 use super::time::{age_years, parse_time};
-use super::units::{Measure, convert, spelling};
+use super::units::{Measure, convert, convert_read};
 use super::{AdapterIssue, Item, Terminology};
 use crate::domain::{
     CapdScore, CarTProduct, Celsius, CerebralEdema, ClinicalFinding, Consciousness, DataError,
@@ -208,12 +208,12 @@ impl<'t> Context<'t> {
             );
             return None;
         }
-        match convert(value, unit, measure) {
-            Ok(v) => {
+        match convert_read(value, unit, measure) {
+            Ok((v, read)) => {
                 // A non-UCUM spelling read through the alias table is said on the card
                 // (FHIR-INPUTS.md "Real-world encodings", "Units").
                 if let Some(sent) = unit
-                    && let read = spelling(sent)
+                    && let Some(read) = read
                     && read.alias.is_some()
                 {
                     self.issue(

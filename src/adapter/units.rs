@@ -172,7 +172,8 @@ pub(crate) fn spelling(unit: &str) -> Spelling {
     let unit = unit.trim();
     if let Some((alias, ucum)) = ALIASES
         .iter()
-        .find(|(a, _)| a.len() == unit.len() && a.to_lowercase() == unit.to_lowercase())
+        // ASCII case only: the aliases' other characters (µ, °) have no case pair.
+        .find(|(a, _)| a.eq_ignore_ascii_case(unit))
     {
         return Spelling {
             ucum: (*ucum).to_string(),
@@ -196,6 +197,16 @@ pub(crate) fn spelling(unit: &str) -> Spelling {
 /// Converts a FHIR decimal (its exact text) in `unit` to the canonical unit of
 /// `measure`, rounded to 6 decimals. `Err` holds the reason in words.
 pub(crate) fn convert(value: &str, unit: Option<&str>, measure: Measure) -> Result<f64, String> {
+    convert_read(value, unit, measure).map(|(v, _)| v)
+}
+
+/// Converts as [`convert`] does, and gives the spelling the unit was read as (`None`
+/// without a unit), so a caller need not spell it again.
+pub(crate) fn convert_read(
+    value: &str,
+    unit: Option<&str>,
+    measure: Measure,
+) -> Result<(f64, Option<Spelling>), String> {
     let v = Decimal::from_str(value.trim())
         .or_else(|_| Decimal::from_scientific(value.trim()))
         .map_err(|_| format!("unreadable {} value '{value}'", measure.name()))?;
@@ -224,9 +235,11 @@ pub(crate) fn convert(value: &str, unit: Option<&str>, measure: Measure) -> Resu
         .checked_mul(d(r.mul))
         .and_then(|x| x.checked_div(d(r.div)))
         .ok_or_else(|| format!("{} value '{value}' out of range", measure.name()))?;
-    out.round_dp(6)
+    let out = out
+        .round_dp(6)
         .to_f64()
-        .ok_or_else(|| format!("{} value '{value}' out of range", measure.name()))
+        .ok_or_else(|| format!("{} value '{value}' out of range", measure.name()))?;
+    Ok((out, read))
 }
 
 #[cfg(test)]
