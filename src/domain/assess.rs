@@ -247,10 +247,9 @@ fn assess_with(
 /// (RULES.md §7 S11), plus `now`.
 fn change_instants(facts: &PatientFacts, now: Timestamp, policy: &Policy) -> Vec<Timestamp> {
     let window = Window::ending_at(now, policy.window_hours);
-    let grace_ms = (policy.pressor_current_hours * 3_600_000.0).round() as i64;
     let mut t: Vec<Timestamp> = Vec::new();
     facts.each_observation_time(|at| t.push(at));
-    facts.each_treatment_time(grace_ms, |at| t.push(at));
+    facts.each_treatment_time(policy.pressor_grace_ms(), |at| t.push(at));
     t.retain(|at| window.contains(*at));
     t.push(now);
     t.sort();

@@ -17,9 +17,7 @@ use super::facts::{
 };
 use super::policy::Policy;
 use super::report::Evidence;
-use super::time::Timestamp;
-
-const MS_PER_HOUR: i64 = 3_600_000;
+use super::time::{MS_PER_HOUR, Timestamp};
 
 /// How the course is read from the series ([PROJECT] decisions, issue 12).
 #[derive(Clone, Debug, PartialEq)]
@@ -482,8 +480,7 @@ pub fn instants(
         out.push(at);
         out.push(Timestamp(at.0 + window_ms));
     });
-    let pressor_grace_ms = (policy.pressor_current_hours * MS_PER_HOUR as f64).round() as i64;
-    facts.each_treatment_time(pressor_grace_ms, |at| out.push(at));
+    facts.each_treatment_time(policy.pressor_grace_ms(), |at| out.push(at));
     out.retain(|t| *t >= start && *t <= until);
     out.sort_unstable();
     out.dedup();

@@ -49,6 +49,14 @@ pub struct Policy {
     pub pressor_current_hours: f64,
 }
 
+impl Policy {
+    /// [`Policy::pressor_current_hours`] in milliseconds: how long after its last
+    /// administration a vasopressor still counts (RULES.md §7 S11).
+    pub(crate) fn pressor_grace_ms(&self) -> i64 {
+        (self.pressor_current_hours * super::time::MS_PER_HOUR as f64).round() as i64
+    }
+}
+
 impl Default for Policy {
     fn default() -> Self {
         Policy {

@@ -12,7 +12,7 @@ pub struct Timestamp(pub i64);
 #[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
 pub struct Hours(pub f64);
 
-const MS_PER_HOUR: i64 = 3_600_000;
+pub(crate) const MS_PER_HOUR: i64 = 3_600_000;
 
 impl Timestamp {
     /// Milliseconds since the Unix epoch.
