@@ -276,14 +276,7 @@ async fn next_links_of_prefetched_bundles_are_followed_and_the_page_limit_is_rep
         s.grading.allow_time_override = true;
     })
     .await;
-    let r = app
-        .client
-        .post(format!("{}/cds-services/{GRADING}", app.address))
-        .header("X-CRS-CDS-Evaluation-Time", "2026-03-10T12:00:00Z")
-        .json(&req)
-        .send()
-        .await
-        .expect("sent");
+    let r = app.call_at(GRADING, &req, "2026-03-10T12:00:00Z").await;
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.expect("JSON");
     let paths: Vec<String> = fhir
@@ -533,16 +526,8 @@ async fn over_the_card_cap_one_card_says_how_many_were_not_shown() {
     req["context"]["draftOrders"] =
         json!({"resourceType": "Bundle", "type": "collection", "entry": orders});
     let r = app
-        .client
-        .post(format!(
-            "{}/cds-services/cart-toxicity-order-select",
-            app.address
-        ))
-        .header("X-CRS-CDS-Evaluation-Time", "2026-03-10T12:00:00Z")
-        .json(&req)
-        .send()
-        .await
-        .expect("sent");
+        .call_at("cart-toxicity-order-select", &req, "2026-03-10T12:00:00Z")
+        .await;
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.expect("JSON");
     let cards = body["cards"].as_array().expect("cards");
@@ -573,14 +558,7 @@ async fn a_prefetched_next_page_on_another_server_is_not_fetched_and_is_reported
     req["fhirServer"] = json!(fhir.uri());
     req["fhirAuthorization"] = json!({"access_token": "secret-tok", "token_type": "Bearer", "expires_in": 300, "scope": "s", "subject": "c"});
     let app = spawn_app_with(|s| s.grading.allow_time_override = true).await;
-    let r = app
-        .client
-        .post(format!("{}/cds-services/{GRADING}", app.address))
-        .header("X-CRS-CDS-Evaluation-Time", "2026-03-10T12:00:00Z")
-        .json(&req)
-        .send()
-        .await
-        .expect("sent");
+    let r = app.call_at(GRADING, &req, "2026-03-10T12:00:00Z").await;
     assert_eq!(r.status(), 200);
     let text = r.text().await.expect("body");
     assert!(
@@ -607,14 +585,7 @@ async fn grade_with_cap(cap: usize, service: &str, req: &Value) -> Value {
         s.grading.allow_time_override = true;
     })
     .await;
-    let r = app
-        .client
-        .post(format!("{}/cds-services/{service}", app.address))
-        .header("X-CRS-CDS-Evaluation-Time", "2026-03-10T12:00:00Z")
-        .json(req)
-        .send()
-        .await
-        .expect("sent");
+    let r = app.call_at(service, req, "2026-03-10T12:00:00Z").await;
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.expect("JSON");
     app.stop().await;

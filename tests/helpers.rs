@@ -114,6 +114,18 @@ impl TestApp {
         self.call_raw(service, body.to_string()).await
     }
 
+    /// POSTs a JSON request to a CDS Service graded at `at` (RFC 3339), through the
+    /// evaluation-time header (the app must allow it: `grading.allow_time_override`).
+    pub async fn call_at(&self, service: &str, body: &Value, at: &str) -> reqwest::Response {
+        self.client
+            .post(format!("{}/cds-services/{service}", self.address))
+            .header(crs_cds::http::routes::service::EVALUATION_TIME_HEADER, at)
+            .json(body)
+            .send()
+            .await
+            .expect("sent")
+    }
+
     /// POSTs raw bytes to a CDS Service.
     pub async fn call_raw(
         &self,

@@ -353,13 +353,8 @@ pub(crate) fn cart_patient_request() -> Value {
 async fn a_cart_patient_gets_a_grading_card() {
     let app = spawn_app_with(|s| s.grading.allow_time_override = true).await;
     let r = app
-        .client
-        .post(format!("{}/cds-services/{GRADING}", app.address))
-        .header("X-CRS-CDS-Evaluation-Time", "2026-03-10T12:00:00Z")
-        .json(&cart_patient_request())
-        .send()
-        .await
-        .expect("sent");
+        .call_at(GRADING, &cart_patient_request(), "2026-03-10T12:00:00Z")
+        .await;
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.expect("JSON");
     let card = &body["cards"][0];
@@ -492,14 +487,7 @@ async fn prefetch_under_other_keys_is_used_and_unfetchable_keys_are_reported_not
         ),
     );
     req["hookInstance"] = request["hookInstance"].clone();
-    let r = app
-        .client
-        .post(format!("{}/cds-services/{GRADING}", app.address))
-        .header("X-CRS-CDS-Evaluation-Time", "2026-03-10T12:00:00Z")
-        .json(&req)
-        .send()
-        .await
-        .expect("sent");
+    let r = app.call_at(GRADING, &req, "2026-03-10T12:00:00Z").await;
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.expect("JSON");
     let ext = &body["cards"][0]["extension"]["org.crs-cds"];
